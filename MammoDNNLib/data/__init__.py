@@ -1,0 +1,1 @@
+"""Training data: one manifest format for every source, converters, loading, preprocessing caches, augmentation."""

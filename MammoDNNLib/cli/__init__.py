@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "phantom",
     "train",
     "finetune",
+    "data",
     "models",
     "export",
     "stats",

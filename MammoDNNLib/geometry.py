@@ -160,7 +160,7 @@ class LesionMask:
     @classmethod
     def from_polygon(cls, polygon: np.ndarray | Sequence[Sequence[float]], shape: tuple[int, int]) -> "LesionMask":
         """Rasterize an (x, y) polygon: a pixel is inside when its centre is (clipped to ``shape`` = (rows, cols))."""
-        from matplotlib.path import Path as MplPath
+        from skimage.draw import polygon2mask
 
         poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
         if len(poly) < 3:
@@ -172,9 +172,9 @@ class LesionMask:
         r1 = min(int(np.ceil(poly[:, 1].max())), rows)
         if c1 <= c0 or r1 <= r0:
             return cls(np.zeros((0, 0), bool), (0, 0))
-        yy, xx = np.mgrid[r0:r1, c0:c1]
-        centres = np.column_stack([xx.ravel() + 0.5, yy.ravel() + 0.5])
-        inside = MplPath(poly).contains_points(centres).reshape(r1 - r0, c1 - c0)
+        # polygon2mask tests pixel centres at integer (row, col) indices; ours sit at +0.5 in edge coordinates.
+        local = np.column_stack([poly[:, 1] - r0 - 0.5, poly[:, 0] - c0 - 0.5])
+        inside = polygon2mask((r1 - r0, c1 - c0), local)
         return cls.from_full_crop(inside, (c0, r0))
 
     @classmethod

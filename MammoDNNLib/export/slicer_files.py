@@ -36,7 +36,6 @@ MARKUPS_SCHEMA = (
     "markups-schema-v1.0.3.json#"
 )
 POINT_LIST_COLOR = (1.0, 1.0, 1.0)  # a point list has one colour; the type colours are on the ROIs
-TAG_PREFIX = "MammoDNN."
 
 
 @dataclass(frozen=True)
@@ -235,20 +234,7 @@ def _terminology_dict(finding: "Finding") -> dict[str, Any]:
 
 
 def _finding_tags(finding: "Finding") -> dict[str, str]:
-    values: dict[str, Any] = {
-        "FindingId": finding.id,
-        "Number": finding.number,
-        "Type": finding.type,
-        "Score": f"{finding.score:.4f}",
-        "Malignancy": None if finding.malignancy is None else f"{finding.malignancy:.4f}",
-        "BIRADS": finding.birads,
-        "Quadrant": finding.quadrant,
-        "Depth": None if finding.depth is None else f"{finding.depth:.4f}",
-        "MatchId": finding.match_id,
-    }
-    # Tag values may not hold the separators of Slicer's tag string ("|" between tags, ":" after the key).
-    return {
-        TAG_PREFIX + key: str(value).replace("|", "/").replace(":", "/")
-        for key, value in values.items()
-        if value is not None
-    }
+    # The same tags the scene writes, so an exported .seg.nrrd loads into Slicer as reviewable MammoDNN results.
+    from ..scene.schema import finding_to_tags
+
+    return finding_to_tags(finding)

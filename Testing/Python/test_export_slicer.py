@@ -13,6 +13,7 @@ import pytest
 from test_export_support import SIZES, make_study
 from MammoDNNLib.export import export_all
 from MammoDNNLib.export.terminology import terminology_context, terminology_entry, terminology_file
+from MammoDNNLib.scene.schema import finding_from_tags
 from MammoDNNLib.vocabulary import FINDING_TYPES, finding_type
 
 
@@ -78,6 +79,12 @@ def test_seg_nrrd_segments_are_the_masks_in_slicer_space(exported) -> None:
             assert term["anatomicRegion"][:2] == ["SCT", "76752008"]
             assert term["anatomicRegionModifier"][1] == {"R": "24028007", "L": "7771000"}[finding.laterality]
             assert segment["tags"]["MammoDNN.FindingId"] == finding.id
+            # The tags are the scene's own, so Slicer reloads the file as reviewable MammoDNN results.
+            again = finding_from_tags(segment["tags"])
+            assert (again.id, again.type, again.number, again.match_id) == (
+                finding.id, finding.type, finding.number, finding.match_id
+            )
+            assert again.score == finding.score and again.box == finding.box
             # Every voxel of the segment, taken to RAS and back into the source image as Slicer loads it.
             voxels = np.argwhere(slicerio.segment_mask(segmentation, segment["id"]))
             homogeneous = np.column_stack([voxels, np.ones(len(voxels))])

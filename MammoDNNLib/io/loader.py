@@ -84,6 +84,8 @@ def load_study(
     position = None if view is None else normalize_view(origin, view)
 
     study_warnings: list[str] = []
+    if several:
+        files = _without_images_beside_dicom(files, study_warnings)
     candidates: list[Candidate] = []
     for path in files:
         try:
@@ -168,6 +170,18 @@ def _inspect(path: Path, *, spacing: Spacing | None, laterality: str | None, vie
         dataset, has_pixels = read_for_inspection(path)
         return inspect_dicom(path, dataset, has_pixels, spacing=spacing, laterality=laterality, view=view)
     return inspect_image(path, spacing=spacing, laterality=laterality, view=view)
+
+
+def _without_images_beside_dicom(files: list[Path], notes: list[str]) -> list[Path]:
+    """Where DICOM files are present, header-less images beside them are masks, screenshots or exports, not
+    views (they carry no spacing or patient of their own): leave them out, saying so."""
+    dicom = [p for p in files if is_dicom_file(p) or p.suffix.lower() in DICOM_SUFFIXES]
+    if not dicom:
+        return files
+    for path in files:
+        if path not in dicom and path.suffix.lower() in IMAGE_SUFFIXES:
+            notes.append(f"{path}: skipped: a header-less image beside DICOM files is not taken as a view")
+    return [p for p in files if p in dicom or p.suffix.lower() not in IMAGE_SUFFIXES]
 
 
 def _decode(candidate: Candidate) -> View:

@@ -635,3 +635,16 @@ def test_single_file_study_reports_the_three_missing_views(tmp_path):
         study = load_study(path)
     assert list(study.views) == ["R-MLO"] and study.source == path
     assert study.warnings == [f"{path}: missing views: R-CC, L-CC, L-MLO (found R-MLO)"]
+
+
+def test_images_beside_dicom_views_are_not_views(tmp_path):
+    """A phantom study folder holds mask PNGs named by view (masks/breast_L-CC.png) beside its DICOMs."""
+    from MammoDNNLib.io import load_study
+    from MammoDNNLib.phantom import generate_study, write_study
+
+    folder = write_study(generate_study(7, "small"), tmp_path / "study")
+    assert any(p.suffix == ".png" for p in (folder / "masks").iterdir())
+    study = load_study(folder)
+    assert list(study.views) == ["R-CC", "L-CC", "R-MLO", "L-MLO"]
+    assert all(v.source.suffix == ".dcm" for v in study)
+    assert any("header-less image beside DICOM" in w for w in study.warnings)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 TRAINERS: tuple[str, ...] = (
     f"{__name__}:register_detector",
     "MammoDNNLib.cli.train_localization:register_train",
+    "MammoDNNLib.cli.train_malignancy:register_train",
     "MammoDNNLib.cli.train_matcher:register_train",
 )
 

@@ -44,7 +44,14 @@ LICENCE = "Research use only; not a medical device."
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".tar")
 # kind -> "module:function(info: ModelInfo, device: str)" building the usable object. Other model kinds add their
 # entry here (localization, malignancy, matcher).
-LOADERS: Mapping[str, str] = {"detector": "MammoDNNLib.models.detector:Detector.from_info"}
+LOADERS: Mapping[str, str] = {
+    "detector": "MammoDNNLib.models.detector:Detector.from_info",
+    "localization": "MammoDNNLib.models.localization:LocalizationModel.from_info",
+    "malignancy": "MammoDNNLib.models.malignancy:MalignancyModel.from_info",
+    "matcher": "MammoDNNLib.matching.model:Matcher.from_info",
+}
+# Component roles whose files are not tensors: checked for their own safe text format instead of safetensors.
+LIGHTGBM_TEXT_ROLE = "lightgbm-text"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -148,6 +155,14 @@ def _check_safe_file(path: Path) -> None:
         raise ModelError(f"{path}: not a safetensors file")
 
 
+def _check_lightgbm_text(path: Path) -> None:
+    """LightGBM's own text format (``Booster.save_model``): plain text that starts with ``tree``, never pickle."""
+    with open(path, "rb") as handle:
+        head = handle.read(5)
+    if path.suffix.lower() != ".txt" or head != b"tree\n":
+        raise ModelError(f"{path}: not a LightGBM text model (Booster.save_model output)")
+
+
 def verify_model(folder: str | Path) -> ModelInfo:
     """The manifest of ``folder`` after checking every component: present, safetensors, size and sha256 match."""
     info = read_manifest(folder)
@@ -158,7 +173,10 @@ def verify_model(folder: str | Path) -> ModelInfo:
             raise ModelError(f"{root / MANIFEST}: component {component.file!r} lies outside the model folder")
         if not path.is_file():
             raise ModelError(f"{path}: weight file listed in the manifest is missing")
-        _check_safe_file(path)
+        if component.role == LIGHTGBM_TEXT_ROLE:
+            _check_lightgbm_text(path)
+        else:
+            _check_safe_file(path)
         if path.stat().st_size != component.size:
             raise ModelError(
                 f"{path}: size {path.stat().st_size} differs from the manifest's {component.size}; "

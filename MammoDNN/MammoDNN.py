@@ -62,6 +62,15 @@ MINIMUM_TORCH = "2.4"
 MINIMUM_TORCHVISION = "0.19"
 SAMPLE_CATEGORY = "MammoDNN"
 SAMPLE_NAME = "MammoDNNPhantomStudy"
+ANNOTATOR_SETTING = "MammoDNN/Annotator"
+# Review keys (active only while the module is shown): key -> MammoDNNWidget method.
+REVIEW_SHORTCUTS = (
+    ("A", "onAcceptFinding"),
+    ("R", "onRejectFinding"),
+    ("N", "onNextFinding"),
+    ("P", "onPreviousFinding"),
+    ("E", "onEditOutline"),
+)
 
 HELP_TEXT = """
 Finds masses, calcifications, asymmetries and architectural distortions on the four views of a screening
@@ -250,6 +259,9 @@ class MammoDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._processOutput = None
         self._processVolumes = None
         self._cancelRequested = False
+        self._review = None  # MammoDNNLib.scene.review.ReviewSession of the latest result
+        self._reviewFindingId = None
+        self._shortcuts = []
         self._pollTimer = qt.QTimer()
         self._pollTimer.setInterval(200)
         self._pollTimer.connect("timeout()", self.onPollProcess)
@@ -280,6 +292,19 @@ class MammoDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.showLayoutButton.connect("clicked(bool)", self.onShowLayout)
         self.ui.clearButton.connect("clicked(bool)", self.onClearResults)
         self.ui.findingsTableView.connect("selectionChanged()", self.onFindingSelected)
+        self.ui.reviewFindingComboBox.connect("currentIndexChanged(int)", self.onReviewFindingChanged)
+        self.ui.previousFindingButton.connect("clicked(bool)", self.onPreviousFinding)
+        self.ui.nextFindingButton.connect("clicked(bool)", self.onNextFinding)
+        self.ui.acceptFindingButton.connect("clicked(bool)", self.onAcceptFinding)
+        self.ui.rejectFindingButton.connect("clicked(bool)", self.onRejectFinding)
+        self.ui.undoDecisionButton.connect("clicked(bool)", self.onUndoDecision)
+        self.ui.reviewTypeComboBox.connect("currentIndexChanged(int)", self.onReviewTypeChanged)
+        self.ui.setNoteButton.connect("clicked(bool)", self.onSetNote)
+        self.ui.editOutlineButton.connect("clicked(bool)", self.onEditOutline)
+        self.ui.addLesionButton.connect("clicked(bool)", self.onAddLesion)
+        self.ui.linkButton.connect("clicked(bool)", self.onLinkFindings)
+        self.ui.unlinkButton.connect("clicked(bool)", self.onUnlinkFinding)
+        self.ui.exportCorrectionsButton.connect("clicked(bool)", self.onExportCorrections)
 
         self.ui.progressBar.setRange(0, 100)
         self.ui.progressBar.setValue(0)
@@ -288,18 +313,28 @@ class MammoDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.deviceComboBox.addItem(_("CPU"), DEVICE_CPU)
         self.ui.disclaimerLabel.text = _("Research use only. Not for clinical diagnosis.")
         self.populateModels()
+        self.setupReview()
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         self._pollTimer.stop()
         if self._process is not None:
             self._process.cancel()
+        for shortcut in self._shortcuts:
+            shortcut.setEnabled(False)
+            shortcut.setParent(None)
+        self._shortcuts = []
         self.removeObservers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        for shortcut in self._shortcuts:
+            shortcut.setEnabled(True)
+        self.startReview()  # also records outlines edited in the Segment Editor meanwhile
 
     def exit(self) -> None:
+        for shortcut in self._shortcuts:
+            shortcut.setEnabled(False)
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -705,6 +740,8 @@ class MammoDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.findingsTableView.setMRMLTableNode(nodes.findings_table)
         self.ui.summaryTableView.setMRMLTableNode(nodes.summary_table)
         self.ui.resultsCollapsibleButton.collapsed = False
+        self._reviewFindingId = None
+        self.startReview()
 
     def onFindingSelected(self) -> None:
         """Centre the views on the finding of the selected row (and on its matched finding)."""
@@ -723,6 +760,7 @@ class MammoDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if findingId:
             with slicer.util.tryWithErrorDisplay(_("Could not show the finding.")):
                 self.logic.centerOnFinding(str(findingId))
+            self._selectReviewFinding(str(findingId))
 
     def onShowLayout(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not set up the layout.")):
@@ -734,6 +772,236 @@ class MammoDNNWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.summaryTableView.setMRMLTableNode(None)
         self.ui.statusLabel.text = ""
         self.ui.progressBar.setValue(0)
+        self._review = None
+        self._reviewFindingId = None
+        self.updateReviewPanel()
+
+    # --- review ---------------------------------------------------------------------------------------------
+    # Every operation is MammoDNNLib.scene.review.ReviewSession; this only moves values between it and widgets.
+
+    def setupReview(self) -> None:
+        from MammoDNNLib.scene.review import default_annotator
+        from MammoDNNLib.vocabulary import FINDING_TYPES
+
+        for combo in (self.ui.reviewTypeComboBox, self.ui.addLesionTypeComboBox):
+            combo.blockSignals(True)
+            combo.clear()
+            for findingType in FINDING_TYPES:
+                combo.addItem(_(findingType.label), findingType.key)
+            combo.blockSignals(False)
+        self.ui.annotatorLineEdit.text = qt.QSettings().value(ANNOTATOR_SETTING, "") or default_annotator()
+        mainWindow = slicer.util.mainWindow()
+        if mainWindow is not None:
+            for key, method in REVIEW_SHORTCUTS:
+                shortcut = qt.QShortcut(qt.QKeySequence(key), mainWindow)
+                shortcut.setEnabled(False)  # enabled while the module is shown (enter/exit)
+                shortcut.connect("activated()", getattr(self, method))
+                self._shortcuts.append(shortcut)
+        self.updateReviewPanel()
+
+    def _annotator(self) -> str:
+        name = self.ui.annotatorLineEdit.text.strip()
+        if name:
+            qt.QSettings().setValue(ANNOTATOR_SETTING, name)
+        if self._review is not None:
+            self._review.annotator = name or self._review.annotator
+        return name
+
+    def startReview(self) -> None:
+        """Review the latest MammoDNN result in the scene (after an analysis, or a scene loaded from .mrb)."""
+        from MammoDNNLib.scene.results import result_ids
+        from MammoDNNLib.scene.review import ReviewSession
+
+        if not result_ids(slicer.mrmlScene):
+            self._review = None
+            self.updateReviewPanel()
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not start the review."), waitCursor=True):
+            self._review = ReviewSession(slicer.mrmlScene, annotator=self._annotator() or None)
+            self._review.sync_edits()
+            self.ui.reviewCollapsibleButton.collapsed = False
+        self.refreshReviewFindings(self._reviewFindingId or (self._review and self._review.next_finding()))
+
+    def refreshReviewFindings(self, select=None) -> None:
+        """Fill the finding list (label and review state) and select ``select``."""
+        combo = self.ui.reviewFindingComboBox
+        combo.blockSignals(True)
+        combo.clear()
+        if self._review is not None:
+            for item in self._review.items():
+                combo.addItem(f"{item.label}  [{item.state}]", item.id)
+        index = combo.findData(select) if select else -1
+        combo.currentIndex = index if index >= 0 else (0 if combo.count else -1)
+        combo.blockSignals(False)
+        self._reviewFindingId = combo.currentData if combo.count else None
+        self.updateReviewPanel()
+
+    def updateReviewPanel(self) -> None:
+        review, findingId = self._review, self._reviewFindingId
+        active = review is not None and findingId is not None
+        for widget in (self.ui.previousFindingButton, self.ui.nextFindingButton, self.ui.acceptFindingButton,
+                       self.ui.rejectFindingButton, self.ui.undoDecisionButton, self.ui.reviewTypeComboBox,
+                       self.ui.setNoteButton, self.ui.editOutlineButton, self.ui.linkButton, self.ui.unlinkButton,
+                       self.ui.linkPartnerComboBox):
+            widget.enabled = active
+        self.ui.addLesionButton.enabled = review is not None
+        self.ui.exportCorrectionsButton.enabled = review is not None
+        views = self.ui.addLesionViewComboBox
+        chosenView = views.currentData
+        views.clear()
+        self.ui.linkPartnerComboBox.clear()
+        if review is None:
+            self.ui.reviewStatusLabel.text = _("No MammoDNN results to review.")
+            return
+        for key in review.volumes():
+            views.addItem(key, key)
+        if chosenView and views.findData(chosenView) >= 0:
+            views.currentIndex = views.findData(chosenView)
+        progress = review.progress()
+        status = _("{reviewed} of {total} findings reviewed").format(reviewed=progress.reviewed, total=progress.total)
+        if not active:
+            self.ui.reviewStatusLabel.text = status
+            return
+        item = review.item(findingId)
+        typeCombo = self.ui.reviewTypeComboBox
+        typeCombo.blockSignals(True)
+        typeCombo.currentIndex = typeCombo.findData(item.type)
+        typeCombo.blockSignals(False)
+        self.ui.reviewNoteLineEdit.text = item.note
+        for partner in review.link_candidates(findingId):
+            self.ui.linkPartnerComboBox.addItem(partner.label, partner.id)
+        if item.match_id and self.ui.linkPartnerComboBox.findData(item.match_id) >= 0:
+            self.ui.linkPartnerComboBox.currentIndex = self.ui.linkPartnerComboBox.findData(item.match_id)
+        origin = _("added by {who}").format(who=item.audit[0].who) if item.origin == "annotator" else _("model")
+        link = _("linked with {id}").format(id=item.match_id) if item.match_id else _("not linked")
+        self.ui.reviewStatusLabel.text = f"{item.state} · {origin} · {link} — {status}"
+
+    def _selectReviewFinding(self, findingId) -> None:
+        combo = self.ui.reviewFindingComboBox
+        index = combo.findData(findingId)
+        if index >= 0 and index != combo.currentIndex:
+            combo.currentIndex = index  # centres the views through onReviewFindingChanged
+
+    def onReviewFindingChanged(self, index: int) -> None:
+        self._reviewFindingId = self.ui.reviewFindingComboBox.itemData(index) if index >= 0 else None
+        if self._review is not None and self._reviewFindingId:
+            with slicer.util.tryWithErrorDisplay(_("Could not show the finding.")):
+                self._review.go_to(self._reviewFindingId)
+        self.updateReviewPanel()
+
+    def _reviewAction(self, message: str, action, then=None) -> None:
+        """Run ``action(review, findingId)``, then refresh the list and select ``then(review, findingId)``."""
+        if self._review is None or not self._reviewFindingId:
+            return
+        self._annotator()
+        findingId = self._reviewFindingId
+        with slicer.util.tryWithErrorDisplay(message):
+            action(self._review, findingId)
+            target = then(self._review, findingId) if then else findingId
+            self.refreshReviewFindings(target or findingId)
+            if target and target != findingId:
+                self._review.go_to(target)
+
+    @staticmethod
+    def _nextUnreviewed(review, findingId):
+        return review.next_finding(findingId) or findingId
+
+    def onNextFinding(self) -> None:
+        self._reviewAction(_("Could not go to the next finding."), lambda review, f: None,
+                           lambda review, f: review.next_finding(f) or review.next_finding(f, unreviewed_only=False))
+
+    def onPreviousFinding(self) -> None:
+        self._reviewAction(_("Could not go to the previous finding."), lambda review, f: None,
+                           lambda review, f: review.previous_finding(f))
+
+    def onAcceptFinding(self) -> None:
+        note = self.ui.reviewNoteLineEdit.text
+        self._reviewAction(_("Could not accept the finding."), lambda review, f: review.accept(f, note=note),
+                           self._nextUnreviewed)
+
+    def onRejectFinding(self) -> None:
+        note = self.ui.reviewNoteLineEdit.text
+        self._reviewAction(_("Could not reject the finding."), lambda review, f: review.reject(f, note=note),
+                           self._nextUnreviewed)
+
+    def onUndoDecision(self) -> None:
+        self._reviewAction(_("Could not undo the decision."), lambda review, f: review.set_state(f, "unreviewed"))
+
+    def onReviewTypeChanged(self, index: int) -> None:
+        findingType = self.ui.reviewTypeComboBox.itemData(index)
+        if findingType:
+            self._reviewAction(_("Could not change the type."), lambda review, f: review.set_type(f, findingType))
+
+    def onSetNote(self) -> None:
+        note = self.ui.reviewNoteLineEdit.text
+        self._reviewAction(_("Could not save the note."), lambda review, f: review.set_note(f, note))
+
+    def onEditOutline(self) -> None:
+        if self._review is not None and self._reviewFindingId:
+            with slicer.util.tryWithErrorDisplay(_("Could not open the Segment Editor.")):
+                self.openSegmentEditor(self._reviewFindingId)
+
+    def openSegmentEditor(self, findingId: str) -> None:
+        """Switch to the Segment Editor on the finding's segment; coming back records the edit."""
+        segmentation, volume, segmentId = self._review.segment_target(findingId)
+        slicer.util.selectModule("SegmentEditor")
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        editor.setSegmentationNode(segmentation)
+        if hasattr(editor, "setSourceVolumeNode"):
+            editor.setSourceVolumeNode(volume)
+        else:  # Slicer < 5.2
+            editor.setMasterVolumeNode(volume)
+        editor.setCurrentSegmentID(segmentId)
+
+    def onAddLesion(self) -> None:
+        if self._review is None:
+            return
+        key = self.ui.addLesionViewComboBox.currentData
+        findingType = self.ui.addLesionTypeComboBox.currentData
+        if not key or not findingType:
+            return
+        self._annotator()
+        with slicer.util.tryWithErrorDisplay(_("Could not add the lesion.")):
+            findingId = self._review.add_lesion(key, findingType, center=self._review.visible_centre(key))
+            self._reviewFindingId = findingId
+            self.refreshReviewFindings(findingId)
+            self.openSegmentEditor(findingId)
+
+    def onLinkFindings(self) -> None:
+        partner = self.ui.linkPartnerComboBox.currentData
+        if partner:
+            self._reviewAction(_("Could not link the findings."), lambda review, f: review.link(f, partner))
+
+    def onUnlinkFinding(self) -> None:
+        self._reviewAction(_("Could not unlink the finding."), lambda review, f: review.unlink(f))
+
+    def onExportCorrections(self) -> None:
+        if self._review is None:
+            return
+        folder = qt.QFileDialog.getExistingDirectory(
+            slicer.util.mainWindow(), _("Folder for the corrections (earlier exports there are kept and merged)")
+        )
+        if not folder:
+            return
+        from MammoDNNLib.scene.corrections import export_corrections
+
+        annotator = self._annotator() or None
+        with slicer.util.tryWithErrorDisplay(_("Could not export the corrections."), waitCursor=True):
+            sources = {}
+            for key, volume in self._review.volumes().items():
+                path = dicomSourceFile(volume)
+                if path is not None:
+                    sources[key] = path
+            result = export_corrections(slicer.mrmlScene, folder, annotator=annotator, sources=sources)
+            written = [str(result.manifest)] + ([str(result.coco)] if result.coco else [])
+            if result.dicom is not None:
+                written += [str(path) for path in result.dicom.all_files()]
+            slicer.util.infoDisplay(
+                _("Exported {lesions} lesion(s), {rejected} rejected finding(s) recorded; review complete: "
+                  "{complete}.").format(lesions=result.lesions, rejected=result.rejected,
+                                         complete=_("yes") if result.complete else _("no")),
+                detailedText="\n".join(written + result.notes),
+            )
 
 
 #
@@ -857,6 +1125,8 @@ class MammoDNNTest(ScriptedLoadableModuleTest):
         self.test_PhantomStudyResults()
         self.setUp()
         self.test_PipelineOnPhantom()
+        self.setUp()
+        self.test_Review()
 
     def _loadPhantom(self, logic):
         try:
@@ -941,6 +1211,48 @@ class MammoDNNTest(ScriptedLoadableModuleTest):
             self.skipTest(str(exc))
         self.assertTrue(set(result.nodes.views) <= set(volumes))
         self.assertEqual(result.nodes.findings_table.GetNumberOfRows(), len(result.findings))
+        logic.clear(volumes=True)
+        self.delayDisplay("Test passed")
+
+
+    def test_Review(self):
+        """Review the expected report in Slicer's scene: decisions, an added lesion, a link, the export."""
+        try:
+            import skimage  # noqa: F401
+        except ImportError as exc:
+            self.skipTest(f"MammoDNN's Python dependencies are not installed: {exc}")
+        import numpy as np
+
+        from MammoDNNLib.data.manifest import load_manifest
+        from MammoDNNLib.scene.corrections import export_corrections
+        from MammoDNNLib.scene.review import ReviewSession
+
+        logic = MammoDNNLogic()
+        volumes = self._loadPhantom(logic)
+        report = expectedReport(volumes)
+        logic.analysis.analysis_function = lambda study, **options: report
+        logic.analyze(volumes)
+        review = ReviewSession(slicer.mrmlScene, annotator="self-test")
+        first, *others = [item.id for item in review.items()]
+        review.accept(first)
+        for findingId in others:
+            review.reject(findingId, note="self-test")
+        key = report.findings[0].view_key
+        rows, cols = volumes[key].GetImageData().GetDimensions()[1], volumes[key].GetImageData().GetDimensions()[0]
+        mask = np.zeros((rows, cols), bool)
+        mask[rows // 4 : rows // 4 + 6, cols // 4 : cols // 4 + 6] = True
+        added = review.add_lesion(key, "asymmetry", mask=mask)
+        self.assertEqual(review.item(added).state, "edited")
+        self.assertTrue(review.progress().complete)
+        folder = Path(tempfile.mkdtemp(prefix="mammodnn-review-"))
+        try:
+            result = export_corrections(slicer.mrmlScene, folder, annotator="self-test", dicom=False)
+            study = load_manifest(result.manifest).studies[0]
+            self.assertTrue(study.labelled)
+            exported = {lesion.extra["finding_id"] for _, lesion in study.lesions}
+            self.assertEqual(exported, {first, added})
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         logic.clear(volumes=True)
         self.delayDisplay("Test passed")
 

@@ -336,8 +336,19 @@ class _CoarseSegmentation:
     has_padding: bool  # more than 1 % of the image sits at its minimum value (film padding)
 
 
+# Digital mammography IODs (For Presentation, For Processing): a detector image has no scanned-film padding, and
+# its background may sit exactly at the minimum, which must not be mistaken for padding around a film.
+DIGITAL_MAMMOGRAPHY_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.1.2", "1.2.840.10008.5.1.4.1.1.1.2.1"})
+
+
+def is_digital_acquisition(view: View) -> bool:
+    """The view comes from a digital mammography detector (by its DICOM SOP class), not a digitized film."""
+    header = view.header
+    return header is not None and str(getattr(header, "SOPClassUID", "")) in DIGITAL_MAMMOGRAPHY_SOP_CLASSES
+
+
 def _segment_coarse(
-    image: np.ndarray, spacing: tuple[float, float], config: PreprocessConfig
+    image: np.ndarray, spacing: tuple[float, float], config: PreprocessConfig, *, film_padding: bool = True
 ) -> _CoarseSegmentation:
     from scipy import ndimage as ndi
     from skimage.filters import gaussian
@@ -352,7 +363,7 @@ def _segment_coarse(
     # the film itself has a background (fog) of its own, the histogram peak must be that background, so
     # padding is left out; when there is no background mode left without it, the full histogram is used.
     padding = resample(image <= image.min(), work_shape) > 0.5
-    has_padding = 0.01 < padding.mean() < 0.99
+    has_padding = film_padding and 0.01 < padding.mean() < 0.99
     padding_excluded = False
     if has_padding:
         values = smooth[~padding]
@@ -566,7 +577,7 @@ def prepare_view(view: View, config: PreprocessConfig | None = None) -> Prepared
     image = _validate_pixels(view.pixels, spacing, source)
     warnings: list[str] = []
 
-    coarse = _segment_coarse(image, spacing, config)
+    coarse = _segment_coarse(image, spacing, config, film_padding=not is_digital_acquisition(view))
     cell_mm2 = coarse.spacing[0] * coarse.spacing[1]
     area_mm2 = float(coarse.mask.sum()) * cell_mm2
     if area_mm2 < config.min_breast_area_mm2:

@@ -49,9 +49,11 @@ LOADERS: Mapping[str, str] = {
     "localization": "MammoDNNLib.models.localization:LocalizationModel.from_info",
     "malignancy": "MammoDNNLib.models.malignancy:MalignancyModel.from_info",
     "matcher": "MammoDNNLib.matching.model:Matcher.from_info",
+    "system": "MammoDNNLib.pipeline.system:from_info",
 }
 # Component roles whose files are not tensors: checked for their own safe text format instead of safetensors.
 LIGHTGBM_TEXT_ROLE = "lightgbm-text"
+JSON_ROLES = frozenset({"birads-mapping"})  # configuration files that travel with a model
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -163,6 +165,15 @@ def _check_lightgbm_text(path: Path) -> None:
         raise ModelError(f"{path}: not a LightGBM text model (Booster.save_model output)")
 
 
+def _check_json_object(path: Path) -> None:
+    try:
+        parsed = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise ModelError(f"{path}: a configuration file is a JSON object")
+
+
 def verify_model(folder: str | Path) -> ModelInfo:
     """The manifest of ``folder`` after checking every component: present, safetensors, size and sha256 match."""
     info = read_manifest(folder)
@@ -175,6 +186,8 @@ def verify_model(folder: str | Path) -> ModelInfo:
             raise ModelError(f"{path}: weight file listed in the manifest is missing")
         if component.role == LIGHTGBM_TEXT_ROLE:
             _check_lightgbm_text(path)
+        elif component.role in JSON_ROLES:
+            _check_json_object(path)
         else:
             _check_safe_file(path)
         if path.stat().st_size != component.size:
@@ -188,6 +201,12 @@ def verify_model(folder: str | Path) -> ModelInfo:
                 f"{path}: sha256 {digest} does not match the manifest ({component.sha256}); the file "
                 "was changed after the model was made, refusing to load it"
             )
+    if info.kind == "system":
+        # A system is verified through its components: each found, pinned by its manifest's hash, and intact.
+        from ..pipeline.system import system_from_manifest
+
+        for component in system_from_manifest(root).components.values():
+            verify_model(component.path)
     return info
 
 

@@ -213,3 +213,26 @@ def test_combine_models_into_an_ensemble(tmp_path, tiny):
     )
     with pytest.raises(ModelError, match="fpn_channels"):
         combine_models([tmp_path / "a", tmp_path / "c"], tmp_path / "ac", name="ac")
+
+
+def test_system_model_verifies_through_its_components(tmp_path, monkeypatch, repo_dir):
+    import json
+    import shutil
+
+    from MammoDNNLib.errors import ModelError
+    from MammoDNNLib.models.registry import resolve_model, sha256_file, verify_model
+
+    monkeypatch.setenv("MAMMODNN_RESOURCES", str(repo_dir / "Resources"))
+    shipped = resolve_model("mammodnn")
+    assert verify_model(shipped).kind == "system"
+    copy = tmp_path / "system"
+    shutil.copytree(shipped, copy)
+    (copy / "birads.json").write_text("[1, 2]")  # valid JSON, not a mapping object; hash updated to match
+    manifest = json.loads((copy / "manifest.json").read_text())
+    for component in manifest["components"]:
+        if component["file"] == "birads.json":
+            component["sha256"] = sha256_file(copy / "birads.json")
+            component["size"] = (copy / "birads.json").stat().st_size
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="JSON object"):
+        verify_model(copy)

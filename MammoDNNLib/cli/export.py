@@ -3,7 +3,9 @@
 No Slicer needed. Source images are found through each view's ``file`` in the report (absolute, or relative to
 the report's folder), or by file name in ``--sources`` folders. DICOM SEG and SR need DICOM sources; the
 Slicer files need nothing but the report (the DICOM header, when found, gives Slicer's exact geometry);
-overlays need the source pixels. Formats: docs/outputs.md.
+overlays need the source pixels. A reviewed report (``reports/<study>.json`` of the corrections export, or any
+report rebuilt from a reviewed scene) gives the reviewed DICOM SEG/SR, naming the annotator given with
+``--annotator`` or, by default, the one in the report's review audit. Formats: docs/outputs.md, docs/review.md.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ def register(subparsers) -> None:
         help="remove patient identifiers, dates, UIDs and source names from every output (writes an "
         "anonymized report.json copy too)",
     )
+    parser.add_argument(
+        "--annotator",
+        help="who reviewed the findings: the person observer of the reviewed DICOM SR and the SEG's content "
+        "creator (default: the latest annotator in a reviewed report's audit; giving it makes the DICOM "
+        "outputs reviewed ones)",
+    )
     parser.add_argument("--json", action="store_true", help="print the list of written files as JSON")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.set_defaults(func=run)
@@ -84,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         report_path=path,
         search_dirs=args.sources,
         anonymize=args.anonymize,
+        annotator=(args.annotator or "").strip() or None,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

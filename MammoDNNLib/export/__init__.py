@@ -14,6 +14,9 @@ kind            files                                      needs
 ``dicom-sr``    ``findings.sr.dcm``                        DICOM sources
 ==============  =========================================  ==============================================
 
+A report that carries an annotator's review (from the review scene, :mod:`.review`) gives the reviewed DICOM SEG
+and SR (:mod:`.dicom`); the other kinds are written from the report as it is.
+
 Asked for explicitly, a kind that cannot be made is an error naming the file and the reason; left to the
 default, what can be made is made and the rest is listed in :attr:`ExportResult.skipped`. Source files are
 only read.
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..errors import InputError, MammoDNNError
-from ..vocabulary import VIEW_KEYS
+from .dicom import DicomContent, export_dicom, with_type2_attributes, write_report_sr, write_segmentations
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -45,7 +48,7 @@ SR_FILE_NAME = "findings.sr.dcm"
 OVERVIEW_FILE_NAME = "overview.png"
 REPORT_FILE_NAME = "report.json"
 
-__all__ = ["OUTPUT_KINDS", "DEFAULT_KINDS", "ExportResult", "export_all", "parse_kinds"]
+__all__ = ["OUTPUT_KINDS", "DEFAULT_KINDS", "ExportResult", "export_all", "export_dicom", "parse_kinds"]
 
 
 @dataclass
@@ -108,6 +111,7 @@ def export_all(
     search_dirs: Iterable[str | Path] = (),
     anonymize: bool = False,
     software_version: str | None = None,
+    annotator: str | None = None,
 ) -> ExportResult:
     """Write the exports of ``report`` into ``out_dir``.
 
@@ -115,7 +119,9 @@ def export_all(
     otherwise sources are found through each ``ViewInfo.file``, absolute or relative to the folder of
     ``report_path``, or by file name in ``search_dirs``. ``what``: kinds from :data:`OUTPUT_KINDS`; None makes
     every kind that the inputs allow (``report`` only when anonymizing). ``anonymize``: de-identify every
-    output (:mod:`MammoDNNLib.export.anonymize`).
+    output (:mod:`MammoDNNLib.export.anonymize`). ``annotator``: who reviewed the findings, for the reviewed
+    DICOM SEG/SR of a reviewed report (default: the report's review audit; giving it makes any report's DICOM
+    the reviewed kind).
     """
     from .. import __version__
     from .common import resolve_source
@@ -175,7 +181,7 @@ def export_all(
 
     output_report = report
     headers_for_dicom: dict[str, "Dataset"] = {
-        k: s.header for k, s in sources.items() if s.header is not None
+        k: with_type2_attributes(s.header) for k, s in sources.items() if s.header is not None
     }
     if anonymize:
         from .anonymize import ReportAnonymizer, anonymize_header
@@ -183,10 +189,6 @@ def export_all(
         resolved = {k: s.path for k, s in sources.items() if s.path is not None}
         output_report = ReportAnonymizer.for_report(report, resolved).report(report)
         headers_for_dicom = {k: anonymize_header(h) for k, h in headers_for_dicom.items()}
-    study_key = next(
-        (str(h.StudyInstanceUID) for k in VIEW_KEYS if (h := headers_for_dicom.get(k)) is not None),
-        output_report.created or "no study",
-    )
 
     if "report" in kinds:
         path = target(REPORT_FILE_NAME)
@@ -197,14 +199,23 @@ def export_all(
         _write_slicer_files(report, sources, kinds, target, result)
     if "overlay" in kinds:
         _write_overlays(report, sources, explicit, target, result)
+    content: DicomContent | None = None  # made once, and only when some view has a DICOM source
     if "dicom-seg" in kinds:
-        _write_dicom_segs(
-            output_report, sources, headers_for_dicom, explicit, target, result, software_version, study_key
-        )
+        keys = _dicom_sources(output_report, sources, headers_for_dicom, explicit, "dicom-seg", result)
+        if keys:
+            content = DicomContent.make(
+                output_report, headers_for_dicom, software_version=software_version, annotator=annotator
+            )
+            write_segmentations(content, keys, target, result)
     if "dicom-sr" in kinds:
-        _write_dicom_sr(
-            output_report, sources, headers_for_dicom, explicit, target, result, software_version, study_key
-        )
+        keys = _dicom_sources(output_report, sources, headers_for_dicom, explicit, "dicom-sr", result)
+        if not keys:
+            result.skipped["dicom-sr"] = "no DICOM source images"
+        else:
+            content = content or DicomContent.make(
+                output_report, headers_for_dicom, software_version=software_version, annotator=annotator
+            )
+            _write_dicom_sr(content, keys, target, result)
     for message in result.warnings:
         log.warning(message)
     return result
@@ -343,37 +354,9 @@ def _dicom_sources(report, sources, headers, explicit: bool, kind: str, result: 
     return keys
 
 
-def _write_dicom_segs(
-    report, sources, headers, explicit, target, result, software_version, study_key
-) -> None:
-    from .common import output_stem
-    from .dicom_seg import build_segmentation, write_segmentation
-
-    for key in _dicom_sources(report, sources, headers, explicit, "dicom-seg", result):
-        if not report.findings_in(key):
-            result.skipped[f"dicom-seg {key}"] = "no findings in this view (a SEG needs at least one segment)"
-            continue
-        segmentation = build_segmentation(
-            report, key, headers[key], software_version=software_version, study_key=study_key
-        )
-        path = target(f"{output_stem(key)}.seg.dcm")
-        write_segmentation(path, segmentation)
-        result.add("dicom-seg", path)
-
-
-def _write_dicom_sr(report, sources, headers, explicit, target, result, software_version, study_key) -> None:
-    from .dicom_sr import build_report_sr, write_sr
-
-    keys = _dicom_sources(report, sources, headers, explicit, "dicom-sr", result)
-    if not keys:
-        result.skipped["dicom-sr"] = "no DICOM source images"
-        return
+def _write_dicom_sr(content: DicomContent, keys: list[str], target, result: ExportResult) -> None:
+    report = content.report
     missing = [info.key for info in report.views if info.key not in keys and report.findings_in(info.key)]
     if missing:
         result.warnings.append(f"DICOM SR leaves out the findings of {', '.join(missing)} (no DICOM source)")
-    sr = build_report_sr(
-        report, {k: headers[k] for k in keys}, software_version=software_version, study_key=study_key
-    )
-    path = target(SR_FILE_NAME)
-    write_sr(path, sr)
-    result.add("dicom-sr", path)
+    write_report_sr(content, keys, target, result)

@@ -76,6 +76,19 @@ REGION_CODES: dict[tuple[str, str], Code] = {
     ("MLO", "lower"): Code("MLO-LOWER", PRIVATE_SCHEME, "Lower band on the MLO view"),
 }
 
+# The annotator's review (reviewed exports only). Observer Type (TID 1002) values are DICOM's; the review status is
+# private. Keys of REVIEW_STATUS_VALUES are MammoDNNLib.export.review's statuses.
+OBSERVER_TYPE = Code("121005", "DCM", "Observer Type")
+OBSERVER_PERSON = Code("121006", "DCM", "Person")
+OBSERVER_DEVICE = Code("121007", "DCM", "Device")
+REVIEW_STATUS = Code("REVIEW", PRIVATE_SCHEME, "Annotator review status")
+REVIEW_STATUS_VALUES: dict[str, Code] = {
+    "unreviewed": Code("UNREVIEWED", PRIVATE_SCHEME, "Not reviewed by an annotator"),
+    "accepted": Code("ACCEPTED", PRIVATE_SCHEME, "Accepted by an annotator"),
+    "edited": Code("EDITED", PRIVATE_SCHEME, "Edited by an annotator"),
+    "added": Code("ADDED", PRIVATE_SCHEME, "Added by an annotator"),
+}
+
 # Procedure reported (CID 6050 / 6083 breast procedures, LOINC).
 PROCEDURE_BILATERAL = Code("36626-0", "LN", "breast - bilateral mammogram")
 PROCEDURE_BY_LATERALITY = {
@@ -148,6 +161,7 @@ def private_codes() -> list[Code]:
     codes = [RELATIVE_DEPTH, MATCH_PROBABILITY, ASSESSMENT_SUBCATEGORY]
     codes += list(BIRADS_SUBCATEGORY_CODES.values())
     codes += [c for c in REGION_CODES.values() if c.scheme == PRIVATE_SCHEME]
+    codes += [REVIEW_STATUS, *REVIEW_STATUS_VALUES.values()]
     return codes
 
 

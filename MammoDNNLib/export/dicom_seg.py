@@ -11,6 +11,11 @@ One BINARY segment per finding, referencing the source image (its header is all 
   equal to the SR's tracking UID); Segment Label = the finding's label; Recommended Display CIELab Value =
   type colour.
 
+A reviewed report (:mod:`.review`) gives the reviewed SEG: rejected findings left out, Segment Algorithm Type
+AUTOMATIC (unreviewed, accepted), SEMIAUTOMATIC (edited) or MANUAL (added by the annotator: no algorithm
+identification), Segment Description = the review status in words, Content Creator's Name = the annotator,
+series numbers 9300+ and new series/instance UIDs derived from the review; tracking UIDs stay the model's.
+
 Mammograms carry no frame of reference or plane position; highdicom then writes a SEG that references the
 source frame by its SOP Instance UID (Derivation Image / Source Image Sequence), which is what DICOM expects
 for projection images. Patient Orientation (type 2C, required without an image orientation) is copied from the
@@ -29,17 +34,20 @@ import numpy as np
 from ..vocabulary import finding_type
 from . import dicom_codes as dc
 from .common import ascii_text, copied_names_accepted, finding_label, lesion_uid, stable_uid
+from .review import REVIEW_ADDED, SEGMENT_ALGORITHM_TYPES, SEGMENT_DESCRIPTIONS
 
 if TYPE_CHECKING:
     from pydicom import Dataset
 
     from ..findings import Finding, Report
+    from .review import DicomReview
 
 log = logging.getLogger(__name__)
 
 MANUFACTURER = "MammoDNN project"
 MODEL_NAME = "MammoDNN"
 SEG_SERIES_NUMBER_BASE = 9100
+REVIEWED_SEG_SERIES_NUMBER_BASE = 9300
 _ORIENTATION_LETTERS = set("APRLHF")
 
 
@@ -53,6 +61,9 @@ class SegmentRecord:
     tracking_uid: str | None
     type_key: str | None
     laterality: str | None
+    algorithm_type: str  # AUTOMATIC / SEMIAUTOMATIC / MANUAL
+    has_algorithm: bool  # whether the segment names the algorithm that made it
+    description: str  # Segment Description: a reviewed segment's review status ("" in the model's SEG)
     mask: np.ndarray  # (rows, cols) bool on the source image grid
 
 
@@ -64,8 +75,12 @@ def build_segmentation(
     software_version: str,
     study_key: str,
     series_number: int | None = None,
+    review: "DicomReview | None" = None,
 ):
-    """The SEG of ``view_key``'s findings on ``source`` (a DICOM header; de-identify it first if asked)."""
+    """The SEG of ``view_key``'s findings on ``source`` (a DICOM header; de-identify it first if asked).
+
+    ``review``: the annotator's review of ``report`` (:func:`.review.prepare_review`, whose report is the one to
+    pass here), which makes the reviewed SEG; None for the model's."""
     import highdicom as hd
 
     findings: Sequence["Finding"] = sorted(report.findings_in(view_key), key=lambda f: (f.number, f.id))
@@ -94,33 +109,61 @@ def build_segmentation(
     descriptions = []
     for number, finding in enumerate(findings, start=1):
         t = finding_type(finding.type)
+        status = None if review is None else review.status(finding)
+        label = finding_label(finding)
+        if status == REVIEW_ADDED:
+            label = ascii_text(
+                f"{finding.laterality} {finding.view} {finding.number} {finding.type} (annotator)"
+            )
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=number,
-                segment_label=finding_label(finding)[:64],
+                segment_label=label[:64],
                 segmented_property_category=dc.concept(dc.SEGMENTATION_CATEGORY),
                 segmented_property_type=dc.concept(t.code),
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                algorithm_identification=algorithm,
+                algorithm_type=SEGMENT_ALGORITHM_TYPES[status] if status else "AUTOMATIC",
+                # A MANUAL segment has no algorithm (its name and identification are type 1C: not MANUAL).
+                algorithm_identification=None if status == REVIEW_ADDED else algorithm,
                 tracking_uid=lesion_uid(report, finding, study_key),
                 tracking_id=finding.id,
                 anatomic_regions=[dc.concept(dc.BREAST)],
                 display_color=hd.color.CIELabColor.from_rgb(*(int(round(255 * c)) for c in t.color)),
             )
         )
+        if status is not None:
+            descriptions[-1].SegmentDescription = SEGMENT_DESCRIPTIONS[status]
     if series_number is None:
-        series_number = SEG_SERIES_NUMBER_BASE + list(r.key for r in report.views).index(view_key) + 1
+        base = SEG_SERIES_NUMBER_BASE if review is None else REVIEWED_SEG_SERIES_NUMBER_BASE
+        series_number = base + list(r.key for r in report.views).index(view_key) + 1
+    if review is None:
+        uid_parts: tuple = ("seg", study_key, report.created, view_key, source.SOPInstanceUID)
+        names = (f"MammoDNN SEG {view_key}", f"MammoDNN findings {view_key} - research use only", None)
+    else:
+        uid_parts = ("reviewed seg", study_key, report.created, review.digest, view_key)
+        names = (
+            f"MammoDNN SEG {view_key} reviewed",
+            f"MammoDNN findings {view_key} reviewed - research use only",
+            review.person_name,
+        )
     with copied_names_accepted():
-        segmentation = _segmentation(
-            hd,
-            source,
-            pixel_array,
-            descriptions,
-            report,
-            view_key,
-            study_key,
-            series_number,
-            software_version,
+        segmentation = hd.seg.Segmentation(
+            source_images=[source],
+            pixel_array=pixel_array,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions,
+            series_instance_uid=stable_uid(f"{uid_parts[0]} series", *uid_parts[1:]),
+            series_number=series_number,
+            sop_instance_uid=stable_uid(f"{uid_parts[0]} instance", *uid_parts[1:]),
+            instance_number=1,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=MODEL_NAME,
+            software_versions=ascii_text(software_version)[:64] or "unknown",
+            device_serial_number="0",
+            content_label="MAMMODNN",
+            content_description=names[1][:64],
+            content_creator_name=names[2],
+            series_description=names[0],
+            omit_empty_frames=True,
         )
     for item, finding in zip(segmentation.SegmentSequence, findings, strict=True):
         # Laterality of the anatomic region (highdicom takes the region codes only).
@@ -135,33 +178,6 @@ def build_segmentation(
     return segmentation
 
 
-def _segmentation(
-    hd, source, pixel_array, descriptions, report, view_key, study_key, series_number, software_version
-):
-    return hd.seg.Segmentation(
-        source_images=[source],
-        pixel_array=pixel_array,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions,
-        series_instance_uid=stable_uid(
-            "seg series", study_key, report.created, view_key, source.SOPInstanceUID
-        ),
-        series_number=series_number,
-        sop_instance_uid=stable_uid(
-            "seg instance", study_key, report.created, view_key, source.SOPInstanceUID
-        ),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=MODEL_NAME,
-        software_versions=ascii_text(software_version)[:64] or "unknown",
-        device_serial_number="0",
-        content_label="MAMMODNN",
-        content_description=f"MammoDNN findings {view_key} - research use only"[:64],
-        series_description=f"MammoDNN SEG {view_key}",
-        omit_empty_frames=True,
-    )
-
-
 def write_segmentation(path: str | Path, segmentation) -> Path:
     path = Path(path)
     segmentation.save_as(path, enforce_file_format=True)
@@ -169,7 +185,8 @@ def write_segmentation(path: str | Path, segmentation) -> Path:
 
 
 def read_segmentation(path: str | Path, source_sop_instance_uid: str | None = None) -> list[SegmentRecord]:
-    """Segments of a DICOM SEG with their masks on the source image grid."""
+    """Segments of a DICOM SEG (the model's or a reviewed one) with their masks on the source image grid, their
+    algorithm types and descriptions."""
     import highdicom as hd
 
     segmentation = hd.seg.segread(str(path))
@@ -198,6 +215,9 @@ def read_segmentation(path: str | Path, source_sop_instance_uid: str | None = No
                 tracking_uid=description.tracking_uid,
                 type_key=dc.type_key_from_code(prop.value, prop.scheme_designator),
                 laterality=laterality,
+                algorithm_type=str(description.SegmentAlgorithmType),
+                has_algorithm="SegmentationAlgorithmIdentificationSequence" in description,
+                description=str(description.get("SegmentDescription", "")),
                 mask=np.asarray(pixels[:, :, index], dtype=bool),
             )
         )

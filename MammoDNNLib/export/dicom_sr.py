@@ -24,6 +24,14 @@ Content (one measurement group per finding, TID 1411 "Planar ROI Measurements an
 
 Per breast and for the exam, a TID 1501 group ("breast R", "breast L", "exam") holds the highest malignancy
 (DCM 111047) and the BI-RADS suggestion.
+
+A reviewed report (:mod:`.review`) gives the reviewed SR: rejected findings left out; the observation context
+names the annotator (observer type Person) beside MammoDNN (Device); every finding group says who found it (DCM
+121005 Observer Type: Person for a lesion the annotator added, Device otherwise) and its review status
+(99MAMMODNN REVIEW); the algorithm identification and the model's measurements and assessments only where the
+model found the finding; the model's breast (exam) assessment only where (when) the review removed or added no
+finding; Completion Flag PARTIAL until every finding is reviewed; series number 9400 and new series/instance
+UIDs derived from the review. :func:`read_report_sr` reads both.
 """
 
 from __future__ import annotations
@@ -39,13 +47,16 @@ import numpy as np
 from ..vocabulary import VIEW_KEYS, split_view_key
 from . import dicom_codes as dc
 from .common import ascii_text, copied_names_accepted, lesion_uid, stable_uid
+from .review import REVIEW_ADDED
 
 if TYPE_CHECKING:
     from pydicom import Dataset
 
     from ..findings import Finding, Report, Summary
+    from .review import DicomReview
 
 SR_SERIES_NUMBER = 9200
+REVIEWED_SR_SERIES_NUMBER = 9400
 # Modalities highdicom describes with TID 1603 (projection radiography) in the Image Library.
 _PROJECTION_MODALITIES = frozenset({"CR", "DX", "IO", "MG", "PX", "RF", "RG", "XA"})
 log = logging.getLogger(__name__)
@@ -70,6 +81,8 @@ class SRFinding:
     birads: str | None = None
     quadrant: str | None = None
     depth_third: str | None = None
+    review_status: str | None = None  # reviewed SR: unreviewed / accepted / edited / added
+    observer_type: str | None = None  # reviewed SR: "person" (added by the annotator) / "device"
 
 
 @dataclass
@@ -83,6 +96,16 @@ class SRContent:
     findings: list[SRFinding] = field(default_factory=list)
     breasts: dict[str, SRSummary] = field(default_factory=dict)
     exam: SRSummary | None = None
+    person_observers: list[str] = field(default_factory=list)  # the annotator of a reviewed SR
+    complete: bool = True  # Completion Flag COMPLETE (a reviewed SR is PARTIAL until the review is complete)
+
+    def review_statuses(self) -> dict[str, str]:
+        """finding id -> review status, for the findings of a reviewed SR."""
+        return {f.finding_id: f.review_status for f in self.findings if f.review_status is not None}
+
+    def observer_types(self) -> dict[str, str]:
+        """finding id -> "person" / "device", for the findings of a reviewed SR."""
+        return {f.finding_id: f.observer_type for f in self.findings if f.observer_type is not None}
 
     def matches(self) -> dict[str, str]:
         """finding id -> id of the finding sharing its tracking UID (the matched CC/MLO partner)."""
@@ -102,8 +125,12 @@ def build_report_sr(
     *,
     software_version: str,
     study_key: str,
+    review: "DicomReview | None" = None,
 ):
-    """A Comprehensive SR of every finding whose view has a DICOM source in ``sources``."""
+    """A Comprehensive SR of every finding whose view has a DICOM source in ``sources``.
+
+    ``review``: the annotator's review of ``report`` (:func:`.review.prepare_review`, whose report is the one to
+    pass here), which makes the reviewed SR; None for the model's."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -121,20 +148,33 @@ def build_report_sr(
         manufacturer_name="MammoDNN project",
         model_name=ascii_text(f"MammoDNN {report.model.name} {report.model.version}")[:64],
     )
+    person = None
+    if review is not None:
+        with copied_names_accepted():
+            person = hd.sr.ObserverContext(
+                observer_type=codes.DCM.Person,
+                observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
+                    name=review.person_name
+                ),
+            )
     observation = hd.sr.ObservationContext(
+        observer_person_context=person,
         observer_device_context=hd.sr.ObserverContext(
             observer_type=codes.DCM.Device, observer_identifying_attributes=device
-        )
+        ),
     )
     groups: list = []
     for key in keys:
         for finding in sorted(report.findings_in(key), key=lambda f: (f.number, f.id)):
-            groups.append(_finding_group(report, finding, sources[key], algorithm, study_key))
+            groups.append(_finding_group(report, finding, sources[key], algorithm, study_key, review))
+    changed = frozenset() if review is None else review.changed_lateralities
     for laterality, summary in sorted(report.breasts.items()):
-        groups.append(
-            _summary_group(f"breast {laterality}", summary, laterality, algorithm, study_key, report)
-        )
-    groups.append(_summary_group("exam", report.exam, None, algorithm, study_key, report))
+        if laterality not in changed:  # the model's assessment of this breast still describes its findings
+            groups.append(
+                _summary_group(f"breast {laterality}", summary, laterality, algorithm, study_key, report)
+            )
+    if not changed:
+        groups.append(_summary_group("exam", report.exam, None, algorithm, study_key, report))
 
     lateralities = {split_view_key(k)[0] for k in keys}
     procedure = (
@@ -155,19 +195,26 @@ def build_report_sr(
     )
     first = evidence[0]
     evidence_uids = [str(h.SOPInstanceUID) for h in evidence]
+    if review is None:
+        uid_parts: tuple = ("sr", study_key, report.created, *evidence_uids)
+        series_number, description = SR_SERIES_NUMBER, "MammoDNN findings (research use only)"
+    else:
+        uid_parts = ("reviewed sr", study_key, report.created, review.digest, *evidence_uids)
+        series_number = REVIEWED_SR_SERIES_NUMBER
+        description = "MammoDNN findings reviewed (research use only)"
     with copied_names_accepted():
         sr = hd.sr.ComprehensiveSR(
             evidence=evidence,
             content=measurement_report[0],
-            series_instance_uid=stable_uid("sr series", study_key, report.created, *evidence_uids),
-            series_number=SR_SERIES_NUMBER,
-            sop_instance_uid=stable_uid("sr instance", study_key, report.created, *evidence_uids),
+            series_instance_uid=stable_uid(f"{uid_parts[0]} series", *uid_parts[1:]),
+            series_number=series_number,
+            sop_instance_uid=stable_uid(f"{uid_parts[0]} instance", *uid_parts[1:]),
             instance_number=1,
             manufacturer="MammoDNN project",
-            is_complete=True,
+            is_complete=review is None or review.complete,
             is_final=False,
             is_verified=False,
-            series_description="MammoDNN findings (research use only)",
+            series_description=description,
         )
     sr.CodingSchemeIdentificationSequence = [dc.coding_scheme_identification()]
     for keyword in ("PatientIdentityRemoved", "DeidentificationMethod"):
@@ -198,7 +245,16 @@ def write_sr(path: str | Path, sr) -> Path:
     return path
 
 
-def _finding_group(report: "Report", finding: "Finding", source: "Dataset", algorithm, study_key: str):
+def _finding_group(
+    report: "Report",
+    finding: "Finding",
+    source: "Dataset",
+    algorithm,
+    study_key: str,
+    review: "DicomReview | None" = None,
+):
+    """TID 1411 group of one finding: the model's measurements and assessments where the model found it; a
+    reviewed finding also says who found it and its review status."""
     import highdicom as hd
 
     outline = np.asarray(finding.outline, dtype=np.float64).reshape(-1, 2)
@@ -211,6 +267,41 @@ def _finding_group(report: "Report", finding: "Finding", source: "Dataset", algo
         graphic_data=closed,
         source_image=hd.sr.SourceImageForRegion.from_source_image(source),
     )
+    status = None if review is None else review.status(finding)
+    added = status == REVIEW_ADDED
+    measurements = [] if added else _finding_measurements(finding)
+    evaluations = [] if added else _finding_evaluations(finding)
+    if status is not None:
+        observer = dc.OBSERVER_PERSON if added else dc.OBSERVER_DEVICE
+        evaluations += [
+            hd.sr.QualitativeEvaluation(name=dc.concept(dc.OBSERVER_TYPE), value=dc.concept(observer)),
+            hd.sr.QualitativeEvaluation(
+                name=dc.concept(dc.REVIEW_STATUS), value=dc.concept(dc.REVIEW_STATUS_VALUES[status])
+            ),
+        ]
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=lesion_uid(report, finding, study_key), identifier=f"{finding.id} ({finding.view_key})"
+        ),
+        referenced_region=region,
+        finding_type=dc.concept(dc.finding_type_code(finding.type)),
+        finding_category=dc.concept(dc.SEGMENTATION_CATEGORY),
+        algorithm_id=None if added else algorithm,
+        finding_sites=[
+            hd.sr.FindingSite(
+                anatomic_location=dc.concept(dc.BREAST),
+                laterality=dc.concept(dc.LATERALITY[finding.laterality]),
+            )
+        ],
+        measurements=measurements or None,
+        qualitative_evaluations=evaluations or None,
+    )
+
+
+def _finding_measurements(finding: "Finding") -> list:
+    """The model's numbers: detection score, malignancy, relative depth, match probability."""
+    import highdicom as hd
+
     probability = dc.concept(dc.UNIT_PROBABILITY)
     measurements = [
         hd.sr.Measurement(name=dc.concept(dc.DETECTION_SCORE), value=float(finding.score), unit=probability)
@@ -235,6 +326,13 @@ def _finding_group(report: "Report", finding: "Finding", source: "Dataset", algo
                 unit=probability,
             )
         )
+    return measurements
+
+
+def _finding_evaluations(finding: "Finding") -> list:
+    """The model's assessments: BI-RADS, depth third, region."""
+    import highdicom as hd
+
     evaluations = _birads_evaluations(finding.birads)
     if finding.depth is not None:
         evaluations.append(
@@ -248,23 +346,7 @@ def _finding_group(report: "Report", finding: "Finding", source: "Dataset", algo
             evaluations.append(
                 hd.sr.QualitativeEvaluation(name=dc.concept(dc.REGION), value=dc.concept(code))
             )
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=lesion_uid(report, finding, study_key), identifier=f"{finding.id} ({finding.view_key})"
-        ),
-        referenced_region=region,
-        finding_type=dc.concept(dc.finding_type_code(finding.type)),
-        finding_category=dc.concept(dc.SEGMENTATION_CATEGORY),
-        algorithm_id=algorithm,
-        finding_sites=[
-            hd.sr.FindingSite(
-                anatomic_location=dc.concept(dc.BREAST),
-                laterality=dc.concept(dc.LATERALITY[finding.laterality]),
-            )
-        ],
-        measurements=measurements,
-        qualitative_evaluations=evaluations or None,
-    )
+    return evaluations
 
 
 def _summary_group(name: str, summary: "Summary", laterality: str | None, algorithm, study_key: str, report):
@@ -316,11 +398,21 @@ def _birads_evaluations(birads: str | None) -> list:
 
 
 def read_report_sr(path: str | Path) -> SRContent:
-    """The findings and summaries of an SR written by :func:`build_report_sr`, through highdicom's queries."""
+    """The findings and summaries of an SR written by :func:`build_report_sr`, through highdicom's queries; of a
+    reviewed SR also each finding's review status and observer type, the annotator and the completion flag."""
     import highdicom as hd
 
     sr = hd.sr.srread(str(path))
-    content = SRContent()
+    content = SRContent(complete=str(sr.CompletionFlag) == "COMPLETE")
+    for context in sr.content.get_observer_contexts():
+        attributes = context.observer_identifying_attributes
+        if isinstance(attributes, hd.sr.PersonObserverIdentifyingAttributes):
+            content.person_observers.append(str(attributes.name).rstrip("^"))
+    statuses = {(c.value, c.scheme): key for key, c in dc.REVIEW_STATUS_VALUES.items()}
+    observers = {
+        (dc.OBSERVER_PERSON.value, dc.OBSERVER_PERSON.scheme): "person",
+        (dc.OBSERVER_DEVICE.value, dc.OBSERVER_DEVICE.scheme): "device",
+    }
     for group in sr.content.get_planar_roi_measurement_groups():
         match = _IDENTIFIER.match(str(group.tracking_identifier))
         if match is None:
@@ -340,6 +432,8 @@ def read_report_sr(path: str | Path) -> SRContent:
                 laterality = {c.value: k for k, c in dc.LATERALITY.items()}.get(lat_code.value)
         region_code = codes_.get((dc.REGION.value, dc.REGION.scheme))
         depth_code = codes_.get((dc.DEPTH.value, dc.DEPTH.scheme))
+        status_code = codes_.get((dc.REVIEW_STATUS.value, dc.REVIEW_STATUS.scheme))
+        observer_code = codes_.get((dc.OBSERVER_TYPE.value, dc.OBSERVER_TYPE.scheme))
         finding_code = group.finding_type
         content.findings.append(
             SRFinding(
@@ -368,6 +462,8 @@ def read_report_sr(path: str | Path) -> SRContent:
                 else next(
                     (c.meaning.lower() for _, c in dc.DEPTH_THIRDS if (c.value, c.scheme) == depth_code), None
                 ),
+                review_status=None if status_code is None else statuses.get(status_code, "unknown"),
+                observer_type=None if observer_code is None else observers.get(observer_code, "unknown"),
             )
         )
     for group in sr.content.get_image_measurement_groups():

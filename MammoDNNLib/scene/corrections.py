@@ -8,6 +8,7 @@
     # corrections/corrections.coco.json   COCO detection JSON of the same
     # corrections/masks/<study>/...png    each lesion's exact mask (crop at mask_origin)
     # corrections/dicom/<study>/<view>.seg.dcm, findings.sr.dcm   reviewed DICOM SEG per view and TID 1500 SR
+    # corrections/reports/<study>.json     the reviewed report (audit trails included) for `mammodnn export`
 
 ``mammodnn train detector --data corrections/corrections.json`` and ``mammodnn finetune --data ...`` read the
 manifest directly; ``mammodnn data merge train.json corrections.json --replace`` folds it into a training set.
@@ -29,20 +30,16 @@ manifest directly; ``mammodnn data merge train.json corrections.json --replace``
   never takes the model's unchecked output for truth; exporting it again when the review is complete replaces
   it (same study id).
 
-**Reviewed DICOM** (where the views are DICOM files): rejected findings are left out; a finding the model found
-keeps its Segment Algorithm Type AUTOMATIC (unreviewed or accepted) or becomes SEMIAUTOMATIC (edited by the
-annotator); a lesion the annotator added is MANUAL, without algorithm identification. The SR's observation
-context names the annotator (observer type Person) and MammoDNN (Device); every finding group says who found it
-(DCM 121005 Observer Type: Person/Device) and its review status (99MAMMODNN REVIEW); algorithm identification
-and the model's measurements only where the model found the finding. Completion flag PARTIAL until every
-finding is reviewed. New series and instance UIDs (derived from the review), the lesions' tracking UIDs of the
-model's export (the same physical lesion keeps its UID).
+**Reviewed DICOM** (where the views are DICOM files): written by :func:`MammoDNNLib.export.export_dicom` from the
+reviewed report (:mod:`MammoDNNLib.export.review` says what the review changes: rejected findings left out,
+AUTOMATIC / SEMIAUTOMATIC / MANUAL segments, the annotator as the SR's person observer, review statuses, the
+completion flag, new series UIDs, the model's tracking UIDs). The reviewed report itself is saved too, so
+``mammodnn export corrections/reports/<study>.json --out DIR`` makes the same DICOM again later, without Slicer.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -62,108 +59,23 @@ from ..data.manifest import (
     merge,
     save_manifest,
 )
-from ..errors import InputError, MammoDNNError
-from ..findings import Finding, Report
+from ..errors import InputError
 from ..geometry import LesionMask
-from ..vocabulary import VIEW_KEYS, Code, split_view_key
 from . import schema
-from .results import find_results, report_from_scene, segment_tags
-from .review import ORIGIN_ANNOTATOR, ORIGIN_MODEL, AuditEntry, Clock, ReviewItem, ReviewSession, mask_digest
+from .review import ORIGIN_ANNOTATOR, ORIGIN_MODEL, AuditEntry, Clock
+from .reviewed import ReviewedFinding, ReviewedScene, ViewSource, read_reviewed_scene, view_sources
 from .volumes import volume_pixels
 
 if TYPE_CHECKING:
-    from pydicom import Dataset
-
     from ..export import ExportResult
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "corrections.json"
 COCO_NAME = "corrections.coco.json"
+REPORTS_DIR = "reports"
 SOURCE = "corrections"
 STUDY_PREFIX = "review-"
-SEG_SERIES_NUMBER_BASE = 9300
-SR_SERIES_NUMBER = 9400
-
-REVIEW_ADDED = (
-    "added"  # the DICOM review status of a lesion the annotator added (its scene state is "edited")
-)
-
-# SR / SEG codes of the review. Observer Type (TID 1002) values are DICOM's; the review status is private.
-OBSERVER_TYPE = Code("121005", "DCM", "Observer Type")
-OBSERVER_PERSON = Code("121006", "DCM", "Person")
-OBSERVER_DEVICE = Code("121007", "DCM", "Device")
-REVIEW_STATUS = Code("REVIEW", "99MAMMODNN", "Annotator review status")
-REVIEW_STATUS_VALUES: dict[str, Code] = {
-    "unreviewed": Code("UNREVIEWED", "99MAMMODNN", "Not reviewed by an annotator"),
-    "accepted": Code("ACCEPTED", "99MAMMODNN", "Accepted by an annotator"),
-    "edited": Code("EDITED", "99MAMMODNN", "Edited by an annotator"),
-    REVIEW_ADDED: Code("ADDED", "99MAMMODNN", "Added by an annotator"),
-}
-SEGMENT_ALGORITHM_TYPES = {
-    "unreviewed": "AUTOMATIC",
-    "accepted": "AUTOMATIC",
-    "edited": "SEMIAUTOMATIC",
-    REVIEW_ADDED: "MANUAL",
-}
-
-
-# ------------------------------------------------------------------------------------------------------------
-# what the scene holds
-
-
-@dataclass
-class ReviewedFinding:
-    """A finding with its review and its current outline (the segment's labelmap)."""
-
-    item: ReviewItem
-    finding: Finding  # as report_from_scene rebuilds it (model values, review extras)
-    mask: LesionMask  # the segment, in the view's pixel grid
-    # The MammoDNN.Box and .Outline tags: the model's box and outline (an added lesion's own).
-    model_box: tuple[float, float, float, float]
-    model_outline: list[tuple[float, float]]
-
-
-@dataclass
-class ReviewedScene:
-    report: Report  # report_from_scene, review extras included
-    findings: list[ReviewedFinding]
-    volumes: dict[str, Any]  # view key -> volume node
-    result_id: str
-    deleted: list[str] = field(default_factory=list)  # findings whose segments someone removed from the scene
-
-    @property
-    def complete(self) -> bool:
-        return all(f.item.reviewed for f in self.findings)
-
-    def kept(self) -> list[ReviewedFinding]:
-        return [f for f in self.findings if f.item.state != schema.REVIEW_REJECTED]
-
-    def rejected(self) -> list[ReviewedFinding]:
-        return [f for f in self.findings if f.item.state == schema.REVIEW_REJECTED]
-
-
-def read_reviewed_scene(
-    scene, *, result_id: str | None = None, annotator: str | None = None
-) -> ReviewedScene:
-    """The review of ``result_id`` (default: the latest), after recording outline edits (:meth:`sync_edits`)."""
-    review = ReviewSession(scene, annotator=annotator, result_id=result_id)
-    review.sync_edits()
-    report = report_from_scene(scene, review.result_id)
-    by_id = {f.id: f for f in report.findings}
-    nodes = find_results(scene, review.result_id)
-    findings = []
-    for item in review.items():
-        segment = nodes.view_of_finding(item.id).segmentation.GetSegmentation().GetSegment(item.id)
-        tags = {k: schema.decode_value(v) for k, v in segment_tags(segment).items()}
-        box = tuple(float(v) for v in tags[schema.TAG_BOX].split())
-        outline = [(float(x), float(y)) for x, y in json.loads(tags.get(schema.TAG_OUTLINE) or "[]")]
-        findings.append(ReviewedFinding(item, by_id[item.id], review.current_mask(item.id), box, outline))
-    volumes = {key: view.volume for key, view in nodes.views.items()}
-    order = json.loads(nodes.report_node.GetAttribute(schema.ATTR_FINDING_ORDER) or "[]")
-    present = {f.item.id for f in findings}
-    deleted = [finding_id for finding_id in order if finding_id not in present]
-    return ReviewedScene(report, findings, volumes, review.result_id, deleted)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -176,6 +88,7 @@ class CorrectionsResult:
     manifest: Path
     study_id: str
     coco: Path | None = None
+    report: Path | None = None  # the reviewed report (reports/<study>.json)
     masks: list[Path] = field(default_factory=list)
     dicom: ExportResult | None = None
     lesions: int = 0
@@ -189,6 +102,7 @@ class CorrectionsResult:
             "out_dir": str(self.out_dir),
             "manifest": str(self.manifest),
             "coco": None if self.coco is None else str(self.coco),
+            "report": None if self.report is None else str(self.report),
             "study_id": self.study_id,
             "lesions": self.lesions,
             "rejected": self.rejected,
@@ -228,11 +142,11 @@ def export_corrections(
     when = (clock or utc_now)()
     out_dir = Path(out_dir)
     reviewed = read_reviewed_scene(scene, result_id=result_id, annotator=exporter)
-    view_sources = _view_sources(reviewed, sources)
-    study_id = study_id or default_study_id(reviewed, view_sources)
+    sources_ = view_sources(reviewed, sources)
+    study_id = study_id or default_study_id(reviewed, sources_)
     out_dir.mkdir(parents=True, exist_ok=True)
     study, masks, notes = corrections_study(
-        reviewed, out_dir, study_id=study_id, split=split, sources=view_sources, exporter=exporter, when=when
+        reviewed, out_dir, study_id=study_id, split=split, sources=sources_, exporter=exporter, when=when
     )
     manifest = Manifest([study], description="corrections exported from the MammoDNN review", notes=notes)
     manifest_path = out_dir / MANIFEST_NAME
@@ -259,23 +173,34 @@ def export_corrections(
 
         result.coco = out_dir / COCO_NAME
         export_coco(written, result.coco)
-    headers = {k: s.header for k, s in view_sources.items() if s.header is not None}
+    report = reviewed.report_with_audit()
+    # The views name the source files found here, so that the saved report exports again where it is.
+    report = replace(
+        report,
+        views=[
+            replace(v, file=str(sources_[v.key].path)) if v.key in sources_ and sources_[v.key].path else v
+            for v in report.views
+        ],
+    )
+    (out_dir / REPORTS_DIR).mkdir(exist_ok=True)
+    result.report = report.save(out_dir / REPORTS_DIR / f"{study_id}.json")
+    headers = {k: s.header for k, s in sources_.items() if s.header is not None}
     has_findings = {f.item.view_key for f in reviewed.kept()}
-    missing = sorted(k for k in view_sources if k not in headers)
+    missing = sorted(k for k in sources_ if k not in headers)
     if dicom or (dicom is None and not missing and has_findings):
+        from ..export import export_dicom
+
         if missing:
-            problems = "; ".join(f"{k}: {view_sources[k].problem}" for k in missing)
+            problems = "; ".join(f"{k}: {sources_[k].problem}" for k in missing)
             raise InputError(
-                view_sources[missing[0]].path, f"reviewed DICOM SEG/SR need DICOM source images ({problems})"
+                sources_[missing[0]].path, f"reviewed DICOM SEG/SR need DICOM source images ({problems})"
             )
         dicom_dir = out_dir / "dicom" / study_id
         for old in dicom_dir.glob(
             "*.dcm"
         ):  # an earlier export of this study: a view may have no findings now
             old.unlink()
-        result.dicom = export_reviewed_dicom(
-            reviewed.report, dicom_dir, headers, annotator=exporter, anonymize=anonymize
-        )
+        result.dicom = export_dicom(report, dicom_dir, headers, annotator=exporter, anonymize=anonymize)
     elif dicom is None:
         reason = (
             "no findings to export"
@@ -286,57 +211,6 @@ def export_corrections(
     for note in result.notes:
         log.info("corrections %s: %s", study_id, note)
     return result
-
-
-# ------------------------------------------------------------------------------------------------------------
-# sources
-
-
-@dataclass
-class ViewSource:
-    key: str
-    path: Path | None
-    header: Dataset | None = None
-    problem: str | None = None  # why it is not a DICOM source
-
-
-def _view_sources(
-    reviewed: ReviewedScene, given: Mapping[str, str | os.PathLike] | None
-) -> dict[str, ViewSource]:
-    from ..export.common import read_dicom_header
-
-    out = {}
-    for info in reviewed.report.views:
-        volume = reviewed.volumes.get(info.key)
-        if volume is None:
-            continue
-        candidates = []
-        if given and given.get(info.key):
-            candidates.append(Path(given[info.key]))
-        recorded = volume.GetAttribute(schema.ATTR_SOURCE_FILE)
-        if recorded:
-            candidates.append(Path(recorded))
-        if info.file:
-            candidates.append(Path(info.file))
-        path = next((p.resolve() for p in candidates if p.is_file()), None)
-        source = ViewSource(info.key, path)
-        if path is None:
-            source.problem = "the volume has no source file"
-        else:
-            try:
-                source.header = read_dicom_header(path)
-            except InputError as exc:
-                source.problem = exc.problem
-        if source.header is not None:
-            size = (int(source.header.Columns), int(source.header.Rows))
-            if size != tuple(info.size):
-                raise InputError(
-                    path,
-                    f"image is {size[0]}x{size[1]} but the result's {info.key} view is "
-                    f"{info.size[0]}x{info.size[1]}; is this the right file?",
-                )
-        out[info.key] = source
-    return out
 
 
 def default_study_id(reviewed: ReviewedScene, sources: Mapping[str, ViewSource]) -> str:
@@ -594,543 +468,11 @@ def _write_pixels(volume, path: Path) -> Path:
     return path
 
 
-# ------------------------------------------------------------------------------------------------------------
-# reviewed DICOM SEG and SR
-
-
-def review_status(finding: Finding) -> str:
-    """The review status of a finding of a reviewed report (``report_from_scene``): unreviewed, accepted,
-    rejected, edited, or added (a lesion an annotator drew)."""
-    if finding.extra.get("provenance") == ORIGIN_ANNOTATOR:
-        state = (finding.extra.get("review") or {}).get("state")
-        return schema.REVIEW_REJECTED if state == schema.REVIEW_REJECTED else REVIEW_ADDED
-    return (finding.extra.get("review") or {}).get("state") or schema.REVIEW_UNREVIEWED
-
-
-def reviewed_findings_report(report: Report) -> Report:
-    """``report`` without its rejected findings (links to them removed)."""
-    kept = [f for f in report.findings if review_status(f) != schema.REVIEW_REJECTED]
-    ids = {f.id for f in kept}
-    findings = [
-        f if f.match_id is None or f.match_id in ids else replace(f, match_id=None, match_probability=None)
-        for f in kept
-    ]
-    return replace(report, findings=findings)
-
-
-def export_reviewed_dicom(
-    report: Report,
-    out_dir: str | os.PathLike,
-    headers: Mapping[str, Dataset],
-    *,
-    annotator: str,
-    anonymize: bool = False,
-    software_version: str | None = None,
-) -> ExportResult:
-    """Reviewed DICOM SEG (one per view with findings) and TID 1500 SR of a reviewed report (what
-    :func:`report_from_scene` returns for a reviewed scene, or such a report saved as JSON), on the source
-    DICOM ``headers`` (view key -> header). See the module doc for what changes against the model's export."""
-    from .. import __version__
-    from ..export import ExportResult
-    from ..export.common import stable_uid
-    from ..export.dicom_seg import build_segmentation, write_segmentation
-    from ..export.dicom_sr import write_sr
-
-    software_version = software_version or f"MammoDNN {__version__}"
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = ExportResult(out_dir=out_dir)
-    headers = {k: _with_type2_attributes(h) for k, h in headers.items()}
-    if anonymize:
-        from ..export.anonymize import anonymize_header
-
-        headers = {k: anonymize_header(h) for k, h in headers.items()}
-    reviewed = reviewed_findings_report(report)
-    statuses = {f.id: review_status(f) for f in reviewed.findings}
-    study_key = next((str(headers[k].StudyInstanceUID) for k in VIEW_KEYS if k in headers), report.created)
-    digest = _review_digest(reviewed)
-    missing = sorted({f.view_key for f in reviewed.findings} - set(headers))
-    if missing:
-        raise MammoDNNError(f"reviewed DICOM needs the DICOM headers of {', '.join(missing)}")
-    for index, key in enumerate(k for k in VIEW_KEYS if k in headers):
-        if not reviewed.findings_in(key):
-            result.skipped[f"dicom-seg {key}"] = "no findings left in this view after the review"
-            continue
-        segmentation = build_segmentation(
-            reviewed, key, headers[key], software_version=software_version, study_key=study_key
-        )
-        _mark_reviewed_segments(segmentation, reviewed, statuses, annotator)
-        uid = stable_uid("reviewed seg instance", study_key, report.created, digest, key)
-        segmentation.SOPInstanceUID = uid
-        segmentation.file_meta.MediaStorageSOPInstanceUID = uid
-        segmentation.SeriesInstanceUID = stable_uid(
-            "reviewed seg series", study_key, report.created, digest, key
-        )
-        segmentation.SeriesNumber = SEG_SERIES_NUMBER_BASE + index + 1
-        segmentation.SeriesDescription = f"MammoDNN SEG {key} reviewed"
-        segmentation.ContentDescription = f"MammoDNN findings {key} reviewed - research use only"[:64]
-        segmentation.ContentCreatorName = _person_name(annotator)
-        path = out_dir / f"{key}.seg.dcm"
-        write_segmentation(path, segmentation)
-        result.add("dicom-seg", path)
-    sr = build_reviewed_sr(
-        reviewed,
-        headers,
-        annotator=annotator,
-        software_version=software_version,
-        study_key=study_key,
-        digest=digest,
-        statuses=statuses,
-        original=report,
-    )
-    path = out_dir / "findings.sr.dcm"
-    write_sr(path, sr)
-    result.add("dicom-sr", path)
-    return result
-
-
-# Patient and study attributes the SEG and SR copy from their source; they are type 2 (present, possibly empty)
-# in a mammogram too, but not every file has them.
-_TYPE2_SOURCE_ATTRIBUTES = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "StudyID",
-    "AccessionNumber",
-    "ReferringPhysicianName",
-)
-
-
-def _with_type2_attributes(header: Dataset) -> Dataset:
-    """A copy of ``header`` with every type-2 patient/study attribute present (empty where the file lacks it)."""
-    import copy
-
-    missing = [k for k in _TYPE2_SOURCE_ATTRIBUTES if k not in header]
-    if not missing:
-        return header
-    header = copy.deepcopy(header)
-    for keyword in missing:
-        setattr(header, keyword, "")
-    return header
-
-
-def _review_digest(report: Report) -> str:
-    """What the reviewed objects' series and instance UIDs derive from: a re-export of the same review gives
-    the same files; any change of the review gives new UIDs."""
-    shapes = {v.key: (v.size[1], v.size[0]) for v in report.views}
-    rows = [
-        [
-            f.id,
-            review_status(f),
-            f.type,
-            int(f.number),
-            f.match_id,
-            mask_digest(f.lesion_mask(shapes[f.view_key])),
-        ]
-        for f in sorted(report.findings, key=lambda f: f.id)
-    ]
-    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
-
-
-def _person_name(name: str) -> str:
-    """An annotator's name as a DICOM PN value (free text becomes the family-name component)."""
-    from ..export.common import ascii_text
-
-    text = ascii_text(name).replace("\\", " ").replace("=", " ").strip() or "annotator"
-    # A name given as free text is one family-name component; the trailing caret says so (PS3.5 6.2.1.2).
-    return text[:63] + "^" if "^" not in text else text[:64]
-
-
-def _mark_reviewed_segments(
-    segmentation, report: Report, statuses: Mapping[str, str], annotator: str
-) -> None:
-    from ..export.common import ascii_text
-
-    by_id = {f.id: f for f in report.findings}
-    for item in segmentation.SegmentSequence:
-        finding = by_id[str(item.TrackingID)]
-        status = statuses[finding.id]
-        item.SegmentAlgorithmType = SEGMENT_ALGORITHM_TYPES[status]
-        item.SegmentDescription = {
-            "unreviewed": "not reviewed",
-            "accepted": "accepted by an annotator",
-            "edited": "edited by an annotator",
-            REVIEW_ADDED: "added by an annotator",
-        }[status]
-        if status == REVIEW_ADDED:
-            # A MANUAL segment has no algorithm (its name and identification are type 1C: not MANUAL).
-            for keyword in ("SegmentationAlgorithmIdentificationSequence", "SegmentAlgorithmName"):
-                if keyword in item:
-                    delattr(item, keyword)
-            label = f"{finding.laterality} {finding.view} {finding.number} {finding.type} (annotator)"
-            item.SegmentLabel = ascii_text(label)[:64]
-
-
-def build_reviewed_sr(
-    report: Report,
-    sources: Mapping[str, Dataset],
-    *,
-    annotator: str,
-    software_version: str,
-    study_key: str,
-    digest: str,
-    statuses: Mapping[str, str],
-    original: Report,
-):
-    """The TID 1500 SR of the reviewed findings (``report`` without the rejected ones; ``original`` is the
-    reviewed report before that, whose added/rejected findings decide which model summaries still hold)."""
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-
-    from ..export import dicom_codes as dc
-    from ..export.common import ascii_text, copied_names_accepted, stable_uid
-
-    keys = [k for k in VIEW_KEYS if k in sources]
-    evidence = [sources[k] for k in keys]
-    algorithm = hd.sr.AlgorithmIdentification(
-        name="MammoDNN",
-        version=ascii_text(f"{software_version} model {report.model.name} {report.model.version}")[:64],
-    )
-    device = hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=stable_uid("device", report.model.sha256 or report.model.name),
-        name="MammoDNN",
-        manufacturer_name="MammoDNN project",
-        model_name=ascii_text(f"MammoDNN {report.model.name} {report.model.version}")[:64],
-    )
-    with copied_names_accepted():
-        person = hd.sr.PersonObserverIdentifyingAttributes(name=_person_name(annotator))
-    observation = hd.sr.ObservationContext(
-        observer_person_context=hd.sr.ObserverContext(
-            observer_type=codes.DCM.Person, observer_identifying_attributes=person
-        ),
-        observer_device_context=hd.sr.ObserverContext(
-            observer_type=codes.DCM.Device, observer_identifying_attributes=device
-        ),
-    )
-    groups: list = []
-    for key in keys:
-        for finding in sorted(report.findings_in(key), key=lambda f: (f.number, f.id)):
-            groups.append(
-                _reviewed_group(report, finding, statuses[finding.id], sources[key], algorithm, study_key)
-            )
-    changed = {
-        f.laterality for f in original.findings if review_status(f) in (schema.REVIEW_REJECTED, REVIEW_ADDED)
-    }
-    for laterality, summary in sorted(report.breasts.items()):
-        if laterality not in changed:  # the model's assessment of this breast still describes its findings
-            groups.append(
-                _summary_group(f"breast {laterality}", summary, laterality, algorithm, study_key, report)
-            )
-    if not changed:
-        groups.append(_summary_group("exam", report.exam, None, algorithm, study_key, report))
-    lateralities = {split_view_key(k)[0] for k in keys}
-    procedure = (
-        dc.PROCEDURE_BILATERAL if len(lateralities) == 2 else dc.PROCEDURE_BY_LATERALITY[lateralities.pop()]
-    )
-    library = evidence if all(_library_ready(h) for h in evidence) else None
-    measurement_report = hd.sr.MeasurementReport(
-        observation_context=observation,
-        procedure_reported=dc.concept(procedure),
-        imaging_measurements=groups,
-        title=codes.cid7021.ImagingMeasurementReport,
-        referenced_images=library,
-    )
-    complete = all(s != schema.REVIEW_UNREVIEWED for s in statuses.values())
-    uids = [str(h.SOPInstanceUID) for h in evidence]
-    with copied_names_accepted():
-        sr = hd.sr.ComprehensiveSR(
-            evidence=evidence,
-            content=measurement_report[0],
-            series_instance_uid=stable_uid("reviewed sr series", study_key, report.created, digest, *uids),
-            series_number=SR_SERIES_NUMBER,
-            sop_instance_uid=stable_uid("reviewed sr instance", study_key, report.created, digest, *uids),
-            instance_number=1,
-            manufacturer="MammoDNN project",
-            is_complete=complete,
-            is_final=False,
-            is_verified=False,
-            series_description="MammoDNN findings reviewed (research use only)",
-        )
-    sr.CodingSchemeIdentificationSequence = [dc.coding_scheme_identification()]
-    first = evidence[0]
-    for keyword in ("PatientIdentityRemoved", "DeidentificationMethod"):
-        if keyword in first:
-            setattr(sr, keyword, first.get(keyword))
-    return sr
-
-
-def _library_ready(header: Dataset) -> bool:
-    """As the model's SR: projection images need Patient Orientation and Imager Pixel Spacing for TID 1603."""
-    if str(header.get("Modality", "")) not in {"CR", "DX", "IO", "MG", "PX", "RF", "RG", "XA"}:
-        return True
-    orientation = header.get("PatientOrientation")
-    spacing = header.get("ImagerPixelSpacing")
-    return (
-        orientation is not None
-        and not isinstance(orientation, str)
-        and len(orientation) == 2
-        and spacing is not None
-        and len(spacing) == 2
-    )
-
-
-def _code(code: Code):
-    from ..export import dicom_codes as dc
-
-    return dc.concept(code)
-
-
-def _birads_evaluations(birads: str | None) -> list:
-    import highdicom as hd
-
-    from ..export import dicom_codes as dc
-
-    if not birads:
-        return []
-    category, subcategory = dc.birads_codes(birads)
-    out = [hd.sr.QualitativeEvaluation(name=dc.concept(dc.ASSESSMENT_CATEGORY), value=dc.concept(category))]
-    if subcategory is not None:
-        out.append(
-            hd.sr.QualitativeEvaluation(
-                name=dc.concept(dc.ASSESSMENT_SUBCATEGORY), value=dc.concept(subcategory)
-            )
-        )
-    return out
-
-
-def _reviewed_group(
-    report: Report, finding: Finding, status: str, source: Dataset, algorithm, study_key: str
-):
-    """TID 1411 group of one finding: the model's SR group for what the model found (its measurements and
-    assessments), only the annotator's type and outline for a lesion the annotator added."""
-    import highdicom as hd
-
-    from ..export import dicom_codes as dc
-    from ..export.common import lesion_uid
-
-    outline = np.asarray(finding.outline, dtype=np.float64).reshape(-1, 2)
-    if len(outline) < 3:
-        x0, y0, x1, y1 = finding.box
-        outline = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
-    region = hd.sr.ImageRegion(
-        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-        graphic_data=np.vstack([outline, outline[:1]]),
-        source_image=hd.sr.SourceImageForRegion.from_source_image(source),
-    )
-    added = status == REVIEW_ADDED
-    measurements = []
-    evaluations = []
-    if not added:
-        probability = dc.concept(dc.UNIT_PROBABILITY)
-        measurements.append(
-            hd.sr.Measurement(
-                name=dc.concept(dc.DETECTION_SCORE), value=float(finding.score), unit=probability
-            )
-        )
-        if finding.malignancy is not None:
-            measurements.append(
-                hd.sr.Measurement(
-                    name=dc.concept(dc.MALIGNANCY), value=float(finding.malignancy), unit=probability
-                )
-            )
-        if finding.depth is not None:
-            measurements.append(
-                hd.sr.Measurement(
-                    name=dc.concept(dc.RELATIVE_DEPTH),
-                    value=float(finding.depth),
-                    unit=dc.concept(dc.UNIT_ONE),
-                )
-            )
-        if finding.match_probability is not None:
-            measurements.append(
-                hd.sr.Measurement(
-                    name=dc.concept(dc.MATCH_PROBABILITY),
-                    value=float(finding.match_probability),
-                    unit=probability,
-                )
-            )
-        evaluations += _birads_evaluations(finding.birads)
-        if finding.depth is not None:
-            evaluations.append(
-                hd.sr.QualitativeEvaluation(
-                    name=dc.concept(dc.DEPTH), value=dc.concept(dc.depth_code(finding.depth))
-                )
-            )
-        if finding.quadrant is not None:
-            code = dc.region_code(finding.view, finding.quadrant)
-            if code is not None:
-                evaluations.append(
-                    hd.sr.QualitativeEvaluation(name=dc.concept(dc.REGION), value=dc.concept(code))
-                )
-    evaluations.append(
-        hd.sr.QualitativeEvaluation(
-            name=_code(OBSERVER_TYPE), value=_code(OBSERVER_PERSON if added else OBSERVER_DEVICE)
-        )
-    )
-    evaluations.append(
-        hd.sr.QualitativeEvaluation(name=_code(REVIEW_STATUS), value=_code(REVIEW_STATUS_VALUES[status]))
-    )
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=lesion_uid(report, finding, study_key), identifier=f"{finding.id} ({finding.view_key})"
-        ),
-        referenced_region=region,
-        finding_type=dc.concept(dc.finding_type_code(finding.type)),
-        finding_category=dc.concept(dc.SEGMENTATION_CATEGORY),
-        algorithm_id=None if added else algorithm,
-        finding_sites=[
-            hd.sr.FindingSite(
-                anatomic_location=dc.concept(dc.BREAST),
-                laterality=dc.concept(dc.LATERALITY[finding.laterality]),
-            )
-        ],
-        measurements=measurements or None,
-        qualitative_evaluations=evaluations,
-    )
-
-
-def _summary_group(name: str, summary, laterality: str | None, algorithm, study_key: str, report: Report):
-    import highdicom as hd
-
-    from ..export import dicom_codes as dc
-    from ..export.common import stable_uid
-
-    measurements = []
-    if summary.score is not None:
-        measurements.append(
-            hd.sr.Measurement(
-                name=dc.concept(dc.MALIGNANCY),
-                value=float(summary.score),
-                unit=dc.concept(dc.UNIT_PROBABILITY),
-            )
-        )
-    sites = None
-    if laterality is not None:
-        sites = [
-            hd.sr.FindingSite(
-                anatomic_location=dc.concept(dc.BREAST), laterality=dc.concept(dc.LATERALITY[laterality])
-            )
-        ]
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=stable_uid(name, study_key, report.created), identifier=name
-        ),
-        algorithm_id=algorithm,
-        finding_sites=sites,
-        measurements=measurements or None,
-        qualitative_evaluations=_birads_evaluations(summary.birads) or None,
-    )
-
-
-# ------------------------------------------------------------------------------------------------------------
-# reading the reviewed DICOM back
-
-
-@dataclass
-class ReviewedSegment:
-    finding_id: str | None
-    label: str
-    type_key: str | None
-    laterality: str | None
-    tracking_uid: str | None
-    algorithm_type: str  # AUTOMATIC / SEMIAUTOMATIC / MANUAL
-    has_algorithm: bool
-    description: str
-    mask: np.ndarray  # (rows, cols) bool on the source grid
-
-
-def read_reviewed_segmentation(path: str | os.PathLike) -> list[ReviewedSegment]:
-    """The segments of a reviewed SEG with their masks, algorithm types and review descriptions."""
-    import pydicom
-
-    from ..export.dicom_seg import read_segmentation
-
-    records = read_segmentation(path)
-    dataset = pydicom.dcmread(path, stop_before_pixels=True)
-    by_number = {int(item.SegmentNumber): item for item in dataset.SegmentSequence}
-    out = []
-    for record in records:
-        item = by_number[record.number]
-        out.append(
-            ReviewedSegment(
-                finding_id=record.finding_id,
-                label=record.label,
-                type_key=record.type_key,
-                laterality=record.laterality,
-                tracking_uid=record.tracking_uid,
-                algorithm_type=str(item.SegmentAlgorithmType),
-                has_algorithm="SegmentationAlgorithmIdentificationSequence" in item,
-                description=str(item.get("SegmentDescription", "")),
-                mask=record.mask,
-            )
-        )
-    return out
-
-
-@dataclass
-class ReviewedSR:
-    content: Any  # MammoDNNLib.export.dicom_sr.SRContent: findings (type, outline, score, ...) and summaries
-    status: dict[str, str]  # finding id -> unreviewed / accepted / edited / added
-    observer: dict[str, str]  # finding id -> "person" / "device"
-    person_observers: list[str]
-    complete: bool
-
-
-def read_reviewed_sr(path: str | os.PathLike) -> ReviewedSR:
-    """A reviewed SR read back with highdicom: the findings (as :func:`~MammoDNNLib.export.dicom_sr.read_report_sr`
-    reads them), each finding's review status and observer type, the person observers and the completion flag."""
-    import highdicom as hd
-
-    from ..export.dicom_sr import _IDENTIFIER, read_report_sr
-
-    content = read_report_sr(path)
-    sr = hd.sr.srread(str(path))
-    status_codes = {(c.value, c.scheme): key for key, c in REVIEW_STATUS_VALUES.items()}
-    observers = {
-        (OBSERVER_PERSON.value, OBSERVER_PERSON.scheme): "person",
-        (OBSERVER_DEVICE.value, OBSERVER_DEVICE.scheme): "device",
-    }
-    status: dict[str, str] = {}
-    observer: dict[str, str] = {}
-    for group in sr.content.get_planar_roi_measurement_groups():
-        match = _IDENTIFIER.match(str(group.tracking_identifier))
-        if match is None:
-            continue
-        finding_id = match.group("id")
-        for evaluation in group.get_qualitative_evaluations():
-            name = (evaluation.name.value, evaluation.name.scheme_designator)
-            value = (evaluation.value.value, evaluation.value.scheme_designator)
-            if name == (REVIEW_STATUS.value, REVIEW_STATUS.scheme):
-                status[finding_id] = status_codes.get(value, "unknown")
-            elif name == (OBSERVER_TYPE.value, OBSERVER_TYPE.scheme):
-                observer[finding_id] = observers.get(value, "unknown")
-    persons = []
-    for context in sr.content.get_observer_contexts():
-        attributes = context.observer_identifying_attributes
-        if isinstance(attributes, hd.sr.PersonObserverIdentifyingAttributes):
-            persons.append(str(attributes.name).rstrip("^"))
-    return ReviewedSR(content, status, observer, persons, str(sr.CompletionFlag) == "COMPLETE")
-
-
 __all__ = [
     "COCO_NAME",
     "MANIFEST_NAME",
     "CorrectionsResult",
-    "ReviewedFinding",
-    "ReviewedSR",
-    "ReviewedScene",
-    "ReviewedSegment",
-    "build_reviewed_sr",
     "corrections_study",
     "default_study_id",
     "export_corrections",
-    "export_reviewed_dicom",
-    "read_reviewed_scene",
-    "read_reviewed_segmentation",
-    "read_reviewed_sr",
-    "review_status",
-    "reviewed_findings_report",
 ]

@@ -173,7 +173,7 @@ def show_report(
         ids = list(view_node_ids.get(key, ())) if view_node_ids else []
         segmentation = _add_segmentation(scene, key, volume, findings, result_id, ids)
         centres = _add_centres(scene, key, volume, findings, result_id, ids)
-        rois = {f.id: _add_roi(scene, f, volume, result_id, ids) for f in findings}
+        rois = {f.id: add_roi(scene, f, volume, result_id, ids) for f in findings}
         views[key] = ViewResultNodes(key, volume, segmentation, centres, rois)
         report_node.AddNodeReferenceID(schema.REF_VOLUME, volume.GetID())
         report_node.AddNodeReferenceID(schema.REF_SEGMENTATION, segmentation.GetID())
@@ -299,7 +299,7 @@ def _add_segmentation(
     return node
 
 
-def _add_roi(scene, finding: Finding, volume, result_id: str, view_ids: Sequence[str]):
+def add_roi(scene, finding: Finding, volume, result_id: str, view_ids: Sequence[str]):
     box = box_to_ras(finding.box, volume_ijk_to_ras(volume))
     node = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", finding.label())
     _mark(node, result_id, schema.ROLE_ROI, finding.view_key)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import getpass
-import hashlib
 import json
 import logging
 import os
@@ -73,8 +72,8 @@ TAG_MODEL_MASK = schema.PREFIX + "ModelMaskSha256"  # digest of the model's mask
 TAG_MASK_STATE = schema.PREFIX + "MaskState"  # JSON {"sha256", "box", "area"} of the mask as last seen
 REVIEW_TAGS: tuple[str, ...] = (TAG_REVIEW_LOG, TAG_MODEL_MASK, TAG_MASK_STATE)
 
-ORIGIN_MODEL = "model"
-ORIGIN_ANNOTATOR = "annotator"
+ORIGIN_MODEL = schema.ORIGIN_MODEL
+ORIGIN_ANNOTATOR = schema.ORIGIN_ANNOTATOR
 MANUAL_PREFIX = "manual_"
 ANNOTATOR_ENVIRONMENT = "MAMMODNN_ANNOTATOR"  # overrides the OS user name as the default annotator
 DEFAULT_NEW_LESION_RADIUS_MM = 3.0  # the disc a lesion starts as when no outline is given
@@ -97,19 +96,6 @@ def default_annotator() -> str:
 def utc_now() -> str:
     """The current time as ISO 8601 UTC with seconds, e.g. ``2025-01-18T16:02:11Z``."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def mask_digest(mask: LesionMask) -> str:
-    """SHA-256 of a mask's pixels and position (independent of how tightly it is cropped)."""
-    tight = LesionMask.from_full_crop(mask.array, mask.origin)
-    digest = hashlib.sha256()
-    if tight.empty:
-        digest.update(b"empty")
-    else:
-        rows, cols = tight.array.shape
-        digest.update(f"{tight.origin[0]},{tight.origin[1]},{rows},{cols};".encode())
-        digest.update(np.packbits(tight.array).tobytes())
-    return digest.hexdigest()
 
 
 @dataclass
@@ -397,7 +383,7 @@ class ReviewSession:
                     # Outline or box findings: the model's mask is rebuilt from the tags, so an edit made before
                     # this baseline is still seen; exact masks can only be taken from the segment now.
                     baseline = model_mask if model_mask is not None else mask
-                    _set_tag(segment, TAG_MODEL_MASK, mask_digest(baseline))
+                    _set_tag(segment, TAG_MODEL_MASK, schema.mask_digest(baseline))
                     _set_tag(segment, TAG_MASK_STATE, _mask_state(baseline))
                 else:
                     _set_tag(segment, TAG_MASK_STATE, _mask_state(mask))
@@ -431,7 +417,7 @@ class ReviewSession:
             _set_tag(segment, TAG_MASK_STATE, _mask_state(mask))
             return False
         last = json.loads(state_text)
-        digest = mask_digest(mask)
+        digest = schema.mask_digest(mask)
         if digest == last["sha256"]:
             return False
         item = _item(segment)
@@ -538,10 +524,10 @@ class ReviewSession:
 
     def _add_markups(self, nodes: ResultNodes, view: ViewResultNodes, finding: Finding) -> None:
         """ROI and centre point of an added finding, registered with the result like the model's ones."""
-        from .results import _add_roi  # the ROI exactly as the scene code makes it for the model's findings
+        from .results import add_roi  # the ROI exactly as the scene code makes it for the model findings
 
         view_ids = _view_node_ids(view.segmentation)
-        roi = _add_roi(self.scene, finding, view.volume, nodes.result_id, view_ids)
+        roi = add_roi(self.scene, finding, view.volume, nodes.result_id, view_ids)
         nodes.report_node.AddNodeReferenceID(schema.REF_ROI, roi.GetID())
         view.rois[finding.id] = roi
         if view.centres is not None:
@@ -759,7 +745,9 @@ def _review_order(item: ReviewItem) -> tuple:
 
 def _mask_state(mask: LesionMask) -> str:
     box = None if mask.empty else [float(v) for v in mask.box]
-    return json.dumps({"sha256": mask_digest(mask), "box": box, "area": mask.area}, separators=(",", ":"))
+    return json.dumps(
+        {"sha256": schema.mask_digest(mask), "box": box, "area": mask.area}, separators=(",", ":")
+    )
 
 
 def _outline(mask: LesionMask) -> list[list[float]]:
@@ -875,6 +863,5 @@ __all__ = [
     "ReviewProgress",
     "ReviewSession",
     "default_annotator",
-    "mask_digest",
     "utc_now",
 ]

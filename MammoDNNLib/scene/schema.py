@@ -20,10 +20,13 @@ values escape ``%``, ``|`` and line breaks (:func:`encode_value`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from ..findings import Finding
 from ..geometry import LesionMask
@@ -95,6 +98,10 @@ REVIEW_REJECTED = "rejected"
 REVIEW_EDITED = "edited"
 REVIEW_STATES: tuple[str, ...] = (REVIEW_UNREVIEWED, REVIEW_ACCEPTED, REVIEW_REJECTED, REVIEW_EDITED)
 
+# Who found a finding: ``Finding.extra["provenance"]`` is ORIGIN_ANNOTATOR for a lesion an annotator added.
+ORIGIN_MODEL = "model"
+ORIGIN_ANNOTATOR = "annotator"
+
 FINDING_TAGS: tuple[str, ...] = (
     TAG_FINDING_ID,
     TAG_VIEW_KEY,
@@ -117,6 +124,20 @@ FINDING_TAGS: tuple[str, ...] = (
     TAG_REVIEW_STATE,
     TAG_REVIEW_NOTE,
 )
+
+
+def mask_digest(mask: LesionMask) -> str:
+    """SHA-256 of a mask's pixels and position (independent of how tightly it is cropped): what the review tags
+    compare to see an edited outline, and what reviewed DICOM UIDs derive from."""
+    tight = LesionMask.from_full_crop(mask.array, mask.origin)
+    digest = hashlib.sha256()
+    if tight.empty:
+        digest.update(b"empty")
+    else:
+        rows, cols = tight.array.shape
+        digest.update(f"{tight.origin[0]},{tight.origin[1]},{rows},{cols};".encode())
+        digest.update(np.packbits(tight.array).tobytes())
+    return digest.hexdigest()
 
 
 def encode_value(value: str) -> str:

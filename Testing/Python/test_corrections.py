@@ -285,14 +285,15 @@ def test_coco_export_matches_the_manifest(exported):
 
 
 def test_reviewed_dicom_seg_and_sr_round_trip(exported):
-    from MammoDNNLib.scene.corrections import read_reviewed_segmentation, read_reviewed_sr
+    from MammoDNNLib.export.dicom_seg import read_segmentation
+    from MammoDNNLib.export.dicom_sr import read_report_sr
 
     study, _report, result, _audits = exported
     files = {p.name: p for p in result.dicom.all_files()}
     assert set(files) == {"R-CC.seg.dcm", "L-CC.seg.dcm", "R-MLO.seg.dcm", "L-MLO.seg.dcm", "findings.sr.dcm"}
     expected_algorithm = {"accepted": "AUTOMATIC", "edited": "SEMIAUTOMATIC"}
     for key in ("R-CC", "L-CC", "R-MLO", "L-MLO"):
-        segments = {s.finding_id: s for s in read_reviewed_segmentation(files[f"{key}.seg.dcm"])}
+        segments = {s.finding_id: s for s in read_segmentation(files[f"{key}.seg.dcm"])}
         wanted = {f for (lesion, k), f in TRUTH_IDS.items() if k == key and f != "lesion_008"}
         if key == "L-MLO":
             wanted.add("manual_001")
@@ -307,21 +308,21 @@ def test_reviewed_dicom_seg_and_sr_round_trip(exported):
             else:
                 assert segment.algorithm_type == expected_algorithm[EXPECTED_STATES[finding_id]]
                 assert segment.has_algorithm
-    sr = read_reviewed_sr(files["findings.sr.dcm"])
+    sr = read_report_sr(files["findings.sr.dcm"])
     assert sr.complete and sr.person_observers == ["reader C"]
-    assert sr.status == {f: ("added" if f == "manual_001" else s) for f, s in EXPECTED_STATES.items()}
-    assert sr.observer == {f: ("person" if f == "manual_001" else "device") for f in EXPECTED_STATES}
-    pairs = sr.content.matches()
+    assert sr.review_statuses() == {f: ("added" if f == "manual_001" else s) for f, s in EXPECTED_STATES.items()}
+    assert sr.observer_types() == {f: ("person" if f == "manual_001" else "device") for f in EXPECTED_STATES}
+    pairs = sr.matches()
     for pair in EXPECTED_PAIRS.values():
         cc, mlo = pair.split("+")
         assert pairs[cc] == mlo and pairs[mlo] == cc
-    types = {f.finding_id: f.type_key for f in sr.content.findings}
+    types = {f.finding_id: f.type_key for f in sr.findings}
     assert types["lesion_003"] == "distortion" and "lesion_009" not in types
-    manual = next(f for f in sr.content.findings if f.finding_id == "manual_001")
+    manual = next(f for f in sr.findings if f.finding_id == "manual_001")
     assert manual.score is None and manual.malignancy is None  # no model measurements for a human finding
     # A finding was rejected in the right breast and one added in the left: the model's breast and exam
     # assessments no longer describe the reviewed findings and are left out.
-    assert sr.content.breasts == {} and sr.content.exam is None
+    assert sr.breasts == {} and sr.exam is None
     if shutil.which("dciodvfy"):
         for path in files.values():
             output = subprocess.run(
@@ -402,13 +403,11 @@ def test_anonymized_dicom_holds_no_patient_identifiers(phantom, tmp_path):
 
 def test_a_reviewed_report_json_gives_the_same_reviewed_dicom(phantom, tmp_path):
     """Without Slicer: the reviewed report saved as JSON (report_from_scene) exports the same review."""
+    from MammoDNNLib.export import export_dicom
     from MammoDNNLib.export.common import read_dicom_header
+    from MammoDNNLib.export.dicom_seg import read_segmentation
+    from MammoDNNLib.export.dicom_sr import read_report_sr
     from MammoDNNLib.findings import Report
-    from MammoDNNLib.scene.corrections import (
-        export_reviewed_dicom,
-        read_reviewed_segmentation,
-        read_reviewed_sr,
-    )
     from MammoDNNLib.scene.results import report_from_scene
 
     study, folder = phantom
@@ -416,12 +415,69 @@ def test_a_reviewed_report_json_gives_the_same_reviewed_dicom(phantom, tmp_path)
     annotate(app, study)
     path = report_from_scene(app.scene).save(tmp_path / "reviewed-report.json")
     headers = {key: read_dicom_header(folder / info.file) for key, info in study.truth.views.items()}
-    result = export_reviewed_dicom(Report.load(path), tmp_path / "dicom", headers, annotator="reader B")
-    sr = read_reviewed_sr(tmp_path / "dicom" / "findings.sr.dcm")
-    assert sr.status == {f: ("added" if f == "manual_001" else s) for f, s in EXPECTED_STATES.items()}
-    segments = {s.finding_id: s for s in read_reviewed_segmentation(tmp_path / "dicom" / "L-MLO.seg.dcm")}
+    result = export_dicom(Report.load(path), tmp_path / "dicom", headers, annotator="reader B")
+    sr = read_report_sr(tmp_path / "dicom" / "findings.sr.dcm")
+    assert sr.review_statuses() == {f: ("added" if f == "manual_001" else s) for f, s in EXPECTED_STATES.items()}
+    segments = {s.finding_id: s for s in read_segmentation(tmp_path / "dicom" / "L-MLO.seg.dcm")}
     assert segments["manual_001"].algorithm_type == "MANUAL"
     # JSON carries outlines, not masks: the SEG is the rasterized outline, the truth up to the traced border.
     truth = truth_mask(study, "L1", "L-MLO")
     overlap = (segments["manual_001"].mask & truth).sum() / truth.sum()
     assert overlap > 0.9 and len(result.all_files()) == 5
+
+
+def test_mammodnn_export_makes_the_reviewed_dicom_from_the_saved_report(exported, tmp_path, capsys):
+    """``mammodnn export`` on the reviewed report the corrections export saved: the same reviewed SEG/SR as the
+    export itself, naming the annotator of the report's audit by default, or the one given."""
+    import pydicom
+
+    from MammoDNNLib.cli import main
+    from MammoDNNLib.export.dicom_seg import read_segmentation
+    from MammoDNNLib.export.dicom_sr import read_report_sr
+    from MammoDNNLib.findings import Report
+
+    _study, _report, result, audits = exported
+    assert result.report == result.out_dir / "reports" / f"{result.study_id}.json"
+    saved = Report.load(result.report)
+    assert saved.finding("lesion_005").extra["review"]["audit"] == [e.to_dict() for e in audits["lesion_005"]]
+    dicom = {p.name: p for p in result.dicom.all_files()}
+
+    out = tmp_path / "default"
+    assert main(["export", str(result.report), "--out", str(out), "--what", "dicom-seg,dicom-sr", "--quiet"]) == 0
+    sr = read_report_sr(out / "findings.sr.dcm")
+    assert sr.person_observers == ["reader B"]  # who made the audit's latest change
+    assert sr.review_statuses() == read_report_sr(dicom["findings.sr.dcm"]).review_statuses()
+
+    out = tmp_path / "given"
+    code = main(["export", str(result.report), "--out", str(out), "--what", "dicom-seg,dicom-sr",
+                 "--annotator", "reader C", "--quiet"])  # fmt: skip
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(dicom)
+    for name, path in dicom.items():
+        again, first = pydicom.dcmread(out / name), pydicom.dcmread(path)
+        assert again.SOPInstanceUID == first.SOPInstanceUID and again.SeriesNumber == first.SeriesNumber
+        if name.endswith(".seg.dcm"):
+            for a, b in zip(read_segmentation(out / name), read_segmentation(path), strict=True):
+                assert (a.finding_id, a.algorithm_type, a.description) == (b.finding_id, b.algorithm_type,
+                                                                            b.description)  # fmt: skip
+                np.testing.assert_array_equal(a.mask, b.mask)
+    assert read_report_sr(out / "findings.sr.dcm").person_observers == ["reader C"]
+
+    # A reviewed report that does not say who reviewed it needs --annotator.
+    unnamed = dataclasses.replace(
+        saved,
+        findings=[
+            dataclasses.replace(
+                f,
+                extra={
+                    **{k: v for k, v in f.extra.items() if k != "added_by"},
+                    "review": {k: v for k, v in (f.extra.get("review") or {}).items() if k != "audit"},
+                },
+            )
+            for f in saved.findings
+        ],
+    )
+    path = unnamed.save(tmp_path / "unnamed.json")
+    capsys.readouterr()
+    assert main(["export", str(path), "--out", str(tmp_path / "unnamed"), "--what", "dicom-sr"]) == 1
+    assert "--annotator" in capsys.readouterr().err

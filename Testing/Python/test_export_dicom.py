@@ -283,6 +283,31 @@ def test_sources_without_orientation_or_imager_spacing(study, tmp_path: Path) ->
     assert sorted(f.finding_id for f in content.findings) == sorted(f.id for f in study.report.findings)
 
 
+def test_sources_without_type2_patient_and_study_attributes(study, tmp_path: Path) -> None:
+    """Type-2 attributes the SEG and SR copy (birth date, sex, accession number, ...) may be missing in a source;
+    the outputs then have them empty, as DICOM requires, and the source files stay untouched."""
+    import pydicom
+
+    folder = tmp_path / "in"
+    shutil.copytree(study.folder, folder)
+    dropped = ("PatientBirthDate", "PatientSex", "AccessionNumber", "ReferringPhysicianName", "StudyID")
+    for path in folder.glob("*.dcm"):
+        dataset = pydicom.dcmread(path)
+        for keyword in dropped:
+            if keyword in dataset:
+                delattr(dataset, keyword)
+        dataset.save_as(path)
+    before = {p.name: sha256_of(p) for p in folder.iterdir()}
+    result = export_all(
+        study.report, tmp_path / "out", what=("dicom-seg", "dicom-sr"), report_path=folder / "report.json"
+    )
+    assert {p.name: sha256_of(p) for p in folder.iterdir()} == before
+    for output in result.files["dicom-seg"] + result.files["dicom-sr"]:
+        dataset = pydicom.dcmread(output)
+        assert all(keyword in dataset and not dataset.get(keyword) for keyword in dropped), output.name
+        assert not [line for line in _dciodvfy(output) if line.startswith("Error")], output.name
+
+
 @pytest.mark.slow
 def test_real_cbis_ddsm_case(mammogram_cases, tmp_path: Path) -> None:
     """A real four-view case (RLE Secondary Capture, no spacing): SEG and SR round trip and pass dciodvfy."""

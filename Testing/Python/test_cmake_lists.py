@@ -1,7 +1,8 @@
 """The Slicer extension's CMake lists name every script and resource that exists, and nothing that does not.
 
-CMake lists files explicitly (no globbing), so a new .py or resource must be added by hand; this test fails
-and prints the exact lines to add or remove.
+CMake lists files explicitly (no globbing), so a new .py or resource must be added; this test fails and prints
+the exact lines to add or remove, and ``python Testing/Python/test_cmake_lists.py --fix`` rewrites the library's
+lists (MammoDNNLib/CMakeLists.txt) from the files present.
 """
 
 from __future__ import annotations
@@ -152,18 +153,38 @@ def test_the_checker_reads_what_cmake_would(variable):
     assert items and all(" " not in i and not i.startswith("$") for i in items)
 
 
-def current_blocks() -> str:
-    """The ``set(...)`` blocks of MammoDNNLib/CMakeLists.txt for the tree as it is now (to paste)."""
+def _library_lists() -> dict[str, list[str]]:
     library = REPO / "MammoDNNLib"
-    blocks = {
+    return {
         "MammoDNNLib_PYTHON_SCRIPTS": files_under(library, python=True),
         "MammoDNNLib_PYTHON_RESOURCES": files_under(library, python=False),
         "MammoDNNLib_EXTENSION_RESOURCES": files_under(REPO / "Resources", python=None),
     }
-    return "\n".join(
-        f"set({name}\n" + "".join(f"  {item}\n" for item in items) + "  )\n" for name, items in blocks.items()
-    )
 
 
-if __name__ == "__main__":  # python Testing/Python/test_cmake_lists.py  -> prints the up-to-date lists
-    print(current_blocks())
+def current_blocks() -> dict[str, str]:
+    """The ``set(...)`` blocks of MammoDNNLib/CMakeLists.txt for the tree as it is now."""
+    return {
+        name: f"set({name}\n" + "".join(f"  {item}\n" for item in items) + "  )"
+        for name, items in _library_lists().items()
+    }
+
+
+def fix_library_lists() -> None:
+    """Rewrite the library's ``set(...)`` lists in MammoDNNLib/CMakeLists.txt from the files present."""
+    cmake = REPO / "MammoDNNLib" / "CMakeLists.txt"
+    text = cmake.read_text(encoding="utf-8")
+    for name, block in current_blocks().items():
+        text, count = re.subn(rf"set\({re.escape(name)}\s+.*?\n  \)", lambda _: block, text, flags=re.DOTALL)
+        if count != 1:
+            raise SystemExit(f"{cmake}: expected one set({name} ...), found {count}")
+    cmake.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":  # prints the up-to-date lists; with --fix writes them into MammoDNNLib/CMakeLists.txt
+    import sys
+
+    if sys.argv[1:] == ["--fix"]:
+        fix_library_lists()
+    else:
+        print("\n\n".join(current_blocks().values()))

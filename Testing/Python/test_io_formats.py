@@ -305,12 +305,22 @@ def test_folder_of_named_images(tmp_path):
 def test_grey_palette_png_and_mixing_with_dicom(tmp_path):
     grey = ramp(10, 12, bits=8)
     image = Image.fromarray(grey).convert("P")  # a palette of grey levels
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    image.save(alone / "L-CC.png")
+    with untouched(alone):
+        study = load_study(alone, spacing=0.1)
+    np.testing.assert_array_equal(study["L-CC"].pixels, grey.astype(np.float32))
+
+    # Beside DICOM views a header-less image is a mask or a screenshot, not a view: left out, and said so.
     folder = tmp_path / "mixed"
     folder.mkdir()
     image.save(folder / "L-CC.png")
     save(mammogram(laterality="R", view="CC"), folder / "rcc.dcm")
     with untouched(folder):
         study = load_study(folder, spacing=0.1)
-    np.testing.assert_array_equal(study["L-CC"].pixels, grey.astype(np.float32))
+    assert list(study.views) == ["R-CC"]
     assert study["R-CC"].spacing == (0.1, 0.1)  # the header's ImagerPixelSpacing; the caller's 0.1 agrees
-    assert any("header-less images cannot be checked" in w for w in study.warnings)
+    assert any(
+        w.startswith(f"{folder / 'L-CC.png'}: skipped: a header-less image beside DICOM") for w in study.warnings
+    )

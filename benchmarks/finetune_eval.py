@@ -548,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         "--spacing", type=float, help="phantom pixel size in mm (default 1; match the model's)"
     )
     parser.add_argument("--finetune-iterations", type=int)
+    parser.add_argument("--seed", type=int, help="phantom collections and training seed (default 0)")
     args = parser.parse_args(argv)
     import torch
 
@@ -566,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = dataclasses.replace(cfg, start_model=args.start_model)
     if args.spacing:
         cfg = dataclasses.replace(cfg, spacing_mm=args.spacing)
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, seed=args.seed)
     summary = run_experiment(cfg, args.out)
     (args.out / "results.json").write_text(
         json.dumps(summary, indent=1, default=float) + "\n", encoding="utf-8"

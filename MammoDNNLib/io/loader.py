@@ -178,9 +178,14 @@ def _without_images_beside_dicom(files: list[Path], notes: list[str]) -> list[Pa
     dicom = [p for p in files if is_dicom_file(p) or p.suffix.lower() in DICOM_SUFFIXES]
     if not dicom:
         return files
-    for path in files:
-        if path not in dicom and path.suffix.lower() in IMAGE_SUFFIXES:
-            notes.append(f"{path}: skipped: a header-less image beside DICOM files is not taken as a view")
+    skipped = [p for p in files if p not in dicom and p.suffix.lower() in IMAGE_SUFFIXES]
+    if len(skipped) == 1:
+        notes.append(f"{skipped[0]}: skipped: a header-less image beside DICOM files is not taken as a view")
+    elif skipped:  # one line, not one per mask file (a phantom study folder holds a dozen)
+        shown = ", ".join(str(p) for p in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        notes.append(
+            f"skipped {len(skipped)} header-less images beside DICOM files (not taken as views): {shown}"
+        )
     return [p for p in files if p in dicom or p.suffix.lower() not in IMAGE_SUFFIXES]
 
 

@@ -647,4 +647,7 @@ def test_images_beside_dicom_views_are_not_views(tmp_path):
     study = load_study(folder)
     assert list(study.views) == ["R-CC", "L-CC", "R-MLO", "L-MLO"]
     assert all(v.source.suffix == ".dcm" for v in study)
-    assert any("header-less image beside DICOM" in w for w in study.warnings)
+    pngs = sorted((folder / "masks").glob("*.png"))
+    notes = [w for w in study.warnings if "header-less images beside DICOM" in w]
+    assert len(notes) == 1 and notes[0].startswith(f"skipped {len(pngs)} header-less images"), study.warnings
+    assert str(pngs[0]) in notes[0]

@@ -88,8 +88,8 @@ class ExperimentConfig:
             pretrain_studies=6,
             annotate_studies=6,
             heldout_studies=8,
-            pretrain_iterations=60,
-            finetune_iterations=60,
+            pretrain_iterations=150,
+            finetune_iterations=200,
             lr_factors=(1.0,),
             bootstrap=0,
         )

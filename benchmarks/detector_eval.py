@@ -12,8 +12,8 @@ its centre lies in the lesion's box (:class:`MammoDNNLib.evaluation.froc.HitCrit
 detection counts for its own class only): sensitivity at 0.25, 0.5, 1 and 2 false positives per image, with
 bootstrap CIs over studies, and the image-level ROC AUC (an image is positive for a class when it holds a lesion
 of that class; its score is its highest detection score of that class) with the DeLong 95 % CI. Lesions known
-only at image level (no box, e.g. four mini-MIAS calcification/circumscribed rows) count for the image-level AUC
-but not for the FROC. ``--split heldout`` is allowed here because this script only measures; nothing is tuned.
+only at image level (no box, e.g. four mini-MIAS calcification/circumscribed rows) count for the image-level AUC;
+their images are left out of the FROC (their false positives cannot be told). ``--split heldout`` is allowed here because this script only measures; nothing is tuned.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def detect_split(detector, manifest_path: Path, split: str, *, tta: bool, cache:
     if len(dataset) == 0:
         raise SystemExit(f"{manifest_path}: no studies with images in split {split!r}")
     entries = {study.id: study for study in dataset.studies}
-    lesions, detections, images, cases, image_level = [], [], [], {}, []
+    lesions, detections, images, froc_images, cases, image_level = [], [], [], [], {}, []
     started = time.perf_counter()
     for index in range(len(dataset)):
         sample = dataset[index]
@@ -79,8 +79,10 @@ def detect_split(detector, manifest_path: Path, split: str, *, tta: bool, cache:
             images.append(name)
             cases[name] = sample.study_id
             target = view.target
-            for box, label, lesion_id in zip(target.boxes, target.labels, target.lesion_ids):
-                lesions.append(Lesion(name, tuple(float(v) for v in box), lesion_id, class_key(int(label))))
+            if target is not None:  # None: a lesion without a location; its false positives cannot be told
+                froc_images.append(name)
+                for box, label, lesion_id in zip(target.boxes, target.labels, target.lesion_ids):
+                    lesions.append(Lesion(name, tuple(float(v) for v in box), lesion_id, class_key(int(label))))
             boxes = found[key]
             for box, score, label in zip(boxes.boxes, boxes.scores, boxes.labels):
                 detections.append(Detection(name, float(score), tuple(float(v) for v in box), class_key(int(label))))
@@ -95,6 +97,7 @@ def detect_split(detector, manifest_path: Path, split: str, *, tta: bool, cache:
         "image_level_lesions": image_level,
         "detections": detections,
         "images": images,
+        "froc_images": froc_images,
         "cases": cases,
         "studies": len(dataset),
         "seconds_per_view": (time.perf_counter() - started) / max(len(images), 1),
@@ -106,7 +109,9 @@ def summarize(found: dict[str, Any], *, bootstrap: int) -> dict[str, Any]:
     from MammoDNNLib.vocabulary import FINDING_TYPES
 
     config = FrocConfig(fpi=FPI, n_bootstrap=bootstrap)
-    result = froc(found["lesions"], found["detections"], images=found["images"], cases=found["cases"], config=config)
+    result = froc(
+        found["lesions"], found["detections"], images=found["froc_images"], cases=found["cases"], config=config
+    )
     out: dict[str, Any] = {
         "studies": found["studies"],
         "images": len(found["images"]),

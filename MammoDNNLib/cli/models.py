@@ -1,4 +1,4 @@
-"""``mammodnn models list | import FILE | verify NAME | ensemble A B ...``: the weight registry from the command
+"""``mammodnn models list | import FILE | verify NAME | ensemble A B ... | half MODEL_DIR``: the weight registry from the command
 line."""
 
 from __future__ import annotations
@@ -43,6 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     combine.add_argument("--version", default="1.0.0")
     combine.add_argument("--json", action="store_true")
     combine.set_defaults(func=_ensemble)
+
+    half = actions.add_parser(
+        "half", help="store a model folder's weights as float16 (half the size; re-pins the sha256)"
+    )
+    half.add_argument("folder", metavar="MODEL_DIR")
+    half.add_argument("--json", action="store_true")
+    half.set_defaults(func=_half)
 
     verify = actions.add_parser(
         "verify", help="check every weight file of a model against its manifest's sha256"
@@ -102,6 +109,15 @@ def _ensemble(args) -> int:
         if args.json
         else f"wrote {info.label} with {len(info.components)} members to {info.path}"
     )
+    return 0
+
+
+def _half(args) -> int:
+    from ..models.registry import store_half_precision
+
+    info = store_half_precision(args.folder)
+    size = sum(c.size for c in info.components)
+    print(json.dumps(_summary(info)) if args.json else f"{info.label}: float16 weights, {size / 1e6:.1f} MB")
     return 0
 
 

@@ -28,7 +28,7 @@ import logging
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -346,6 +346,32 @@ def save_model(
     write_manifest(info, folder)
     (folder / MODEL_CARD).write_text(model_card(info, card_notes), encoding="utf-8")
     return info
+
+
+def store_half_precision(folder: str | Path) -> ModelInfo:
+    """Rewrite a model's float32 weight files as float16 in place (half the size) and re-pin their sha256.
+
+    Loading is unchanged: ``load_state_dict`` copies float16 tensors into the float32 parameters, so outputs
+    differ only by the rounding of the weights; measure a model *after* converting it. The safetensors headers
+    record the dtype; the manifest's hashes and sizes are updated and the model card rewritten from it."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    info = verify_model(folder)
+    assert info.path is not None
+    components = []
+    for component in info.components:
+        path = info.path / component.file
+        if path.suffix != ".safetensors":
+            raise ModelError(f"{path}: only safetensors weight files can be stored in half precision")
+        tensors = load_file(str(path))
+        halved = {k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}
+        save_file(halved, str(path))
+        components.append(replace(component, sha256=sha256_file(path), size=path.stat().st_size))
+    info = replace(info, components=components)
+    write_manifest(info, info.path)
+    (info.path / "MODEL_CARD.md").write_text(model_card(info), encoding="utf-8")
+    return verify_model(info.path)
 
 
 def write_manifest(info: ModelInfo, folder: str | Path) -> None:

@@ -192,6 +192,32 @@ def test_detector_from_registry_predicts_in_original_coordinates(tmp_path, tiny)
             assert 10 <= d.box[0] <= d.box[2] <= 190 and 20 <= d.box[1] <= d.box[3] <= 260
 
 
+def test_half_precision_halves_the_files_and_keeps_the_outputs(tmp_path, tiny):
+    from MammoDNNLib.cli import main
+
+    _save(tmp_path / "m", tiny)
+    before = (tmp_path / "m" / "weights.safetensors").stat().st_size
+    rng = np.random.default_rng(1)
+    images = {k: rng.random((96, 64)).astype(np.float32) for k in ("R-CC", "L-CC", "R-MLO", "L-MLO")}
+    full = Detector.load(str(tmp_path / "m")).predict_images(images, tta=False)
+    assert main(["models", "half", str(tmp_path / "m")]) == 0
+    after = (tmp_path / "m" / "weights.safetensors").stat().st_size
+    assert after < 0.55 * before
+    info = registry.verify_model(tmp_path / "m")  # the manifest pins the new files
+    state = registry.load_state_dicts(info)[0]
+    for key, value in tiny[1].items():
+        if value.dtype == torch.float32:
+            assert state[key].dtype == torch.float16
+            torch.testing.assert_close(state[key].float(), value, rtol=1e-3, atol=1e-4)
+    half = Detector.load(str(tmp_path / "m")).predict_images(images, tta=False)
+    for key in images:
+        assert len(half[key].scores) == len(full[key].scores)
+        np.testing.assert_allclose(np.sort(half[key].scores), np.sort(full[key].scores), atol=0.01)
+        # An untrained model's scores are near-tied, so the top-k cut may trade a box or two; the rest have twins.
+        gaps = np.abs(full[key].boxes[:, None, :] - half[key].boxes[None, :, :]).max(axis=2).min(axis=1)
+        assert np.mean(gaps < 0.01) >= 0.85, gaps
+
+
 def test_combine_models_into_an_ensemble(tmp_path, tiny):
     from MammoDNNLib.models.ensemble import combine_models
 

@@ -33,7 +33,7 @@ from ..models.config import DetectorConfig
 from ..models.network import FourViewFasterRCNN
 from ..models.registry import ModelInfo, save_model
 from . import distributed as ddp
-from .augment import training_batch
+from .batches import training_batch
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .schedule import make_optimizer, set_learning_rate
 from .semi_supervised import EMATeacher

@@ -123,6 +123,13 @@ def test_drop_rule_for_boxes_mostly_cut_off():
     np.testing.assert_allclose(kept.boxes[0], (70 * 100 / 83, 40 * 100 / 83, 100, 60 * 100 / 83), atol=1e-4)
     lenient = apply_augmentation(_single((75, 95)), params, AugmentConfig(min_visible_fraction=0.3))
     assert len(lenient.views["L-CC"].target.boxes) == 1
+    # min_box_side drops a box the crop cuts too thin (80..83: 3 original = 3.6 prepared columns remain), but
+    # never a box the crop leaves whole, however small.
+    thin = AugmentConfig(min_visible_fraction=0.0, min_box_side=4.0)
+    assert len(apply_augmentation(_single((80, 90)), params, thin).views["L-CC"].target.boxes) == 0
+    assert len(apply_augmentation(_single((80, 90)), params, AugmentConfig(min_visible_fraction=0.0)).views[
+        "L-CC"].target.boxes) == 1
+    assert len(apply_augmentation(_single((10, 12)), params, thin).views["L-CC"].target.boxes) == 1
 
 
 def test_shrinking_keeps_the_whole_view_and_flip_mirrors():

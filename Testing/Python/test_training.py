@@ -13,7 +13,7 @@ import torch
 from MammoDNNLib.models.config import DetectorConfig, TrainingConfig, load_config
 from MammoDNNLib.models.detector import Detector
 from MammoDNNLib.models.tta import BoxSet
-from MammoDNNLib.training.augment import augment_view, training_batch
+from MammoDNNLib.training.batches import training_batch
 from MammoDNNLib.training.detector import TrainOptions, loss_trend, partition_indices, train_detector
 from MammoDNNLib.training.metrics import evaluate_detector, froc
 from MammoDNNLib.training.schedule import learning_rate
@@ -66,14 +66,19 @@ def test_augmentation_moves_boxes_with_the_pixels():
     image = np.zeros((60, 50), np.float32)
     image[20:30, 12:22] = 1.0
     target = ViewTarget(np.array([[12, 20, 22, 30]], np.float32), np.array([1]), ["a"])
-    for scale in (0.8, 1.0, 1.2):
-        view = augment_view(image, target, scale, (0.3, 0.6))
-        rows = np.flatnonzero(view.image.numpy().max(1) > 0.5)
-        cols = np.flatnonzero(view.image.numpy().max(0) > 0.5)
-        np.testing.assert_allclose(view.boxes[0], [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], atol=1.0)
     sample = StudySample(
         "s", {"R-CC": ViewSample("R-CC", image, image > 0, Transform.identity(50, 60), target)}, True
     )
+    for scale in (0.8, 1.0, 1.2):
+        config = TrainingConfig(scale_range=(scale, scale), horizontal_flip=0.0)
+        batch, targets = training_batch([sample], config, np.random.default_rng(3))
+        height, width = batch.sizes[0]
+        assert abs(height - 60 * min(scale, 1.0)) <= 1 and abs(width - 50 * min(scale, 1.0)) <= 1
+        canvas = batch.images[0, 0].numpy()
+        rows = np.flatnonzero(canvas.max(1) > 0.5)
+        cols = np.flatnonzero(canvas.max(0) > 0.5)
+        box = targets[0]["boxes"][0].numpy()
+        np.testing.assert_allclose(box, [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], atol=1.0)
     config = TrainingConfig(scale_range=(1.0, 1.0), horizontal_flip=1.0, vertical_flip=1.0)
     batch, targets = training_batch([sample], config, np.random.default_rng(0))
     canvas = batch.images[0, 0].numpy()

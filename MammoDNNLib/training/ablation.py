@@ -1,7 +1,12 @@
-"""Ablations on held-out synthetic (or phantom) studies: four-view fusion on/off, TTA merge (none / WBF / NMS),
+"""Ablations on held-out synthetic or phantom studies: four-view fusion on/off, TTA merge (none / WBF / NMS),
 semi-supervised pseudo-labels on/off. Prints a JSON report; docs/detector.md quotes it.
 
     python -m MammoDNNLib.training.ablation --iterations 300 --seeds 0 1 --out ablation.json
+    python -m MammoDNNLib.training.ablation --phantoms --train 60 --held-out 30 ...   # phantom studies
+
+``--phantoms``: lesion-rich small phantoms (every study abnormal, two or three lesions per breast) of collection
+8100 (training) and 8200 (held out), written as DICOM, converted like any phantom collection and prepared at the
+configuration's spacing; lesion projections graded occult are left out as in training manifests.
 
 Every arm trains the same small configuration (``detector-tiny-test`` unless ``--config``) on the same training
 studies and is scored by the lesion FROC (:mod:`MammoDNNLib.training.metrics`) on the same held-out studies that
@@ -82,14 +87,45 @@ def _summary(runs: list[dict], key: str) -> dict:
     }
 
 
+def synthetic_data(train_count: int, held_out_count: int) -> tuple[list[StudySample], list[StudySample]]:
+    train = synthetic_studies(train_count, seed=1000, spec=ABLATION_SPEC)
+    return train, synthetic_studies(held_out_count, seed=2000, spec=ABLATION_SPEC, prefix="heldout")
+
+
+def phantom_data(
+    train_count: int, held_out_count: int, spacing_mm: float, work: Path
+) -> tuple[list[StudySample], list[StudySample]]:
+    """Lesion-rich small phantoms of collections 8100 (train) and 8200 (held out), as prepared samples."""
+    from ..data.converters.phantom import convert_phantom
+    from ..data.dataset import StudyLoader
+    from ..phantom import LesionConfig, PhantomConfig, generate_study, study_seed, write_study
+    from ..preprocess import PreprocessConfig
+
+    rich = PhantomConfig(
+        lesions=LesionConfig(
+            normal_study_fraction=0.0, second_breast_probability=1.0, lesions_per_breast_weights={"2": 0.5, "3": 0.5}
+        )
+    )
+    loader = StudyLoader(PreprocessConfig(spacing_mm=spacing_mm))
+
+    def collection(seed: int, count: int) -> list[StudySample]:
+        folder = work / f"phantoms-{seed}"
+        for k in range(count):
+            write_study(generate_study(study_seed(seed, k), "small", rich), folder / f"study_{k:04d}")
+        return [loader.load(entry) for entry in convert_phantom(folder).studies]
+
+    return collection(8100, train_count), collection(8200, held_out_count)
+
+
 def run_ablation(
     config: DetectorConfig,
     iterations: int,
     seeds: Sequence[int],
-    train_count: int,
-    held_out_count: int,
+    train: Sequence[StudySample],
+    held_out: Sequence[StudySample],
     semi_labelled: int,
     work: Path,
+    data: str = "synthetic (ABLATION_SPEC)",
 ) -> dict:
     config = config.replace(
         training={
@@ -98,15 +134,14 @@ def run_ablation(
             "checkpoint_every": iterations + 1,
         }
     )
-    train = synthetic_studies(train_count, seed=1000, spec=ABLATION_SPEC)
-    held_out = synthetic_studies(held_out_count, seed=2000, spec=ABLATION_SPEC, prefix="heldout")
+    train = list(train)
     report: dict = {
         "iterations": iterations,
         "seeds": list(seeds),
-        "train_studies": train_count,
-        "held_out_studies": held_out_count,
+        "train_studies": len(train),
+        "held_out_studies": len(held_out),
         "config": config.name,
-        "data": "synthetic (ABLATION_SPEC)",
+        "data": data,
     }
     fusion_runs = {
         on: [
@@ -179,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=60)
     parser.add_argument("--held-out", type=int, default=40)
     parser.add_argument("--semi-labelled", type=int, default=15)
+    parser.add_argument("--phantoms", action="store_true", help="phantom studies instead of synthetic ones")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", help="write the JSON report here too")
     args = parser.parse_args(argv)
@@ -187,14 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="mammodnn-ablation-") as tmp:
+        config = load_config(args.config)
+        if args.phantoms:
+            train, held_out = phantom_data(args.train, args.held_out, config.spacing_mm, Path(tmp))
+            data = "lesion-rich small phantoms: collection 8100 (train), 8200 (held out)"
+        else:
+            (train, held_out), data = synthetic_data(args.train, args.held_out), "synthetic (ABLATION_SPEC)"
         report = run_ablation(
-            load_config(args.config),
-            args.iterations,
-            args.seeds,
-            args.train,
-            args.held_out,
-            args.semi_labelled,
-            Path(tmp),
+            config, args.iterations, args.seeds, train, held_out, args.semi_labelled, Path(tmp), data
         )
     text = json.dumps(report, indent=1)
     if args.out:

@@ -24,7 +24,7 @@ of its breasts. Categories 0 (incomplete) and 6 (known malignancy) are the reade
 
 The mapping is data (:class:`BiradsMapping`, JSON ``MammoDNNLib/configs/birads.json``; ``docs/birads.md``).
 Calibration of the raw malignancy score (Platt scaling or isotonic regression on held-out validation data) comes
-before this mapping; :func:`fit_platt` and :func:`fit_isotonic` provide both as JSON-serializable calibrators.
+before this mapping: :mod:`MammoDNNLib.models.calibration`, stored with the malignancy model.
 """
 
 from __future__ import annotations
@@ -36,8 +36,6 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from .errors import InputError
 from .findings import Finding, Summary
@@ -302,98 +300,3 @@ def summarize(
         if any(view_key(side, v) in views_present for v in ("CC", "MLO"))
     }
     return breasts, exam_summary(breasts, views_present)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Calibration helpers (fit on held-out validation data, never on the test set)
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlattCalibrator:
-    """``p = 1 / (1 + exp(-(a * score + b)))`` (Platt 1999)."""
-
-    a: float
-    b: float
-    kind: str = "platt"
-
-    def __call__(self, scores: np.ndarray | Sequence[float] | float) -> np.ndarray:
-        z = self.a * np.asarray(scores, dtype=np.float64) + self.b
-        return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function without overflow
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class IsotonicCalibrator:
-    """A non-decreasing step function fitted by isotonic regression, linearly interpolated between its knots and
-    constant beyond them."""
-
-    x: tuple[float, ...]
-    y: tuple[float, ...]
-    kind: str = "isotonic"
-
-    def __call__(self, scores: np.ndarray | Sequence[float] | float) -> np.ndarray:
-        return np.interp(np.asarray(scores, dtype=np.float64), self.x, self.y)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"x": list(self.x), "y": list(self.y), "kind": self.kind}
-
-
-def calibrator_from_dict(data: Mapping[str, Any]) -> PlattCalibrator | IsotonicCalibrator:
-    kind = data.get("kind")
-    if kind == "platt":
-        return PlattCalibrator(float(data["a"]), float(data["b"]))
-    if kind == "isotonic":
-        x, y = tuple(float(v) for v in data["x"]), tuple(float(v) for v in data["y"])
-        if len(x) != len(y) or not x or any(b < a for a, b in pairwise(x)):
-            raise ValueError("an isotonic calibrator needs equally long x and y with x non-decreasing")
-        return IsotonicCalibrator(x, y)
-    raise ValueError(f"unknown calibrator kind {kind!r} (expected 'platt' or 'isotonic')")
-
-
-def _check_calibration_data(scores, labels) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    y = np.asarray(labels).reshape(-1)
-    if s.shape != y.shape or s.size == 0:
-        raise ValueError("calibration needs as many labels as scores, and at least one of each")
-    if not np.isfinite(s).all():
-        raise ValueError("calibration scores must be finite")
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("calibration labels must be 0 or 1")
-    return s, y.astype(np.float64)
-
-
-def fit_platt(scores: np.ndarray | Sequence[float], labels: np.ndarray | Sequence[int]) -> PlattCalibrator:
-    """Platt scaling: logistic regression of the labels on the score, with Platt's smoothed targets
-    ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)`` so that separable data do not drive the slope to infinity."""
-    from scipy.optimize import minimize
-
-    s, y = _check_calibration_data(scores, labels)
-    n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
-    t = np.where(y > 0, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
-
-    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
-        z = params[0] * s + params[1]
-        # -sum(t log p + (1 - t) log(1 - p)) with log p = -softplus(-z), log(1 - p) = -softplus(z)
-        value = float(np.sum(t * np.logaddexp(0.0, -z) + (1.0 - t) * np.logaddexp(0.0, z)))
-        p = 0.5 * (1.0 + np.tanh(0.5 * z))
-        g = p - t
-        return value, np.array([float(np.dot(g, s)), float(g.sum())])
-
-    prior = math.log((n_pos + 1.0) / (n_neg + 1.0))
-    result = minimize(loss, np.array([0.0, prior]), jac=True, method="BFGS")
-    return PlattCalibrator(float(result.x[0]), float(result.x[1]))
-
-
-def fit_isotonic(scores: np.ndarray | Sequence[float], labels: np.ndarray | Sequence[int]) -> IsotonicCalibrator:
-    """Isotonic regression (pool adjacent violators, ``scipy.optimize.isotonic_regression``) of the labels on the
-    score; tied scores are pooled first, so the result does not depend on the order of ties."""
-    from scipy.optimize import isotonic_regression
-
-    s, y = _check_calibration_data(scores, labels)
-    unique, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
-    means = np.bincount(inverse, weights=y) / counts
-    fitted = isotonic_regression(means, weights=counts.astype(np.float64), increasing=True).x
-    return IsotonicCalibrator(tuple(float(v) for v in unique), tuple(float(np.clip(v, 0.0, 1.0)) for v in fitted))

@@ -1,11 +1,10 @@
-"""BI-RADS suggestions: the 5th-edition likelihood bands at their edges, score caps, configuration, aggregation,
-calibration helpers (against scikit-learn as the independent implementation)."""
+"""BI-RADS suggestions: the 5th-edition likelihood bands at their edges, score caps, configuration, aggregation
+(the calibration before the mapping: test_malignancy_calibration.py)."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from MammoDNNLib.birads import (
@@ -14,9 +13,6 @@ from MammoDNNLib.birads import (
     ScoreCap,
     assign_birads,
     breast_summary,
-    calibrator_from_dict,
-    fit_isotonic,
-    fit_platt,
     highest_category,
     summarize,
 )
@@ -139,45 +135,3 @@ def test_highest_category_order():
     assert highest_category([]) == "1"
     with pytest.raises(ValueError):
         highest_category(["0"])
-
-
-def test_platt_recovers_a_known_logistic_model():
-    rng = np.random.default_rng(3)
-    s = rng.normal(0, 2, 40000)
-    y = (rng.random(s.size) < 1 / (1 + np.exp(-(1.5 * s - 0.7)))).astype(int)
-    cal = fit_platt(s, y)
-    assert cal.a == pytest.approx(1.5, abs=0.05) and cal.b == pytest.approx(-0.7, abs=0.05)
-    assert calibrator_from_dict(json.loads(json.dumps(cal.to_dict())))(0.3) == pytest.approx(cal(0.3))
-
-
-def test_isotonic_by_hand():
-    # Pool adjacent violators: (1, 2, 3, 4) -> labels (1, 0, 1, 1): the first two pool to 0.5.
-    cal = fit_isotonic([1, 2, 3, 4], [1, 0, 1, 1])
-    assert cal.x == (1, 2, 3, 4) and cal.y == pytest.approx((0.5, 0.5, 1.0, 1.0))
-    # Tied scores pool first: x=1 -> mean 0.5 (2 cases), x=2 -> 0, x=3 -> 1; 0.5 > 0 violates, pooled (1+0+0)/3.
-    cal = fit_isotonic([1, 1, 2, 3], [1, 0, 0, 1])
-    assert cal.x == (1, 2, 3) and cal.y == pytest.approx((1 / 3, 1 / 3, 1.0))
-    assert cal([0, 2.5, 9]) == pytest.approx([1 / 3, 2 / 3, 1.0])  # constant outside, linear between knots
-
-
-def test_isotonic_agrees_with_sklearn():
-    isotonic = pytest.importorskip("sklearn.isotonic")
-    rng = np.random.default_rng(5)
-    s = np.round(rng.random(400), 2)  # with ties
-    y = (rng.random(s.size) < s**2).astype(int)
-    reference = isotonic.IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(s, y)
-    cal = fit_isotonic(s, y)
-    grid = np.linspace(-0.2, 1.2, 57)
-    assert np.allclose(cal(grid), reference.predict(grid), atol=1e-9)
-    assert np.all(np.diff(cal(grid)) >= -1e-12)
-    again = calibrator_from_dict(json.loads(json.dumps(cal.to_dict())))
-    assert np.allclose(again(grid), cal(grid))
-
-
-def test_calibration_input_errors():
-    with pytest.raises(ValueError):
-        fit_platt([0.1, 0.2], [0, 2])
-    with pytest.raises(ValueError):
-        fit_isotonic([0.1, np.nan], [0, 1])
-    with pytest.raises(ValueError):
-        calibrator_from_dict({"kind": "beta"})

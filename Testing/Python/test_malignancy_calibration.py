@@ -82,6 +82,28 @@ def test_isotonic_matches_scikit_learn_at_the_knots_and_is_monotone():
     assert np.all(np.diff(shrunk(grid)) >= -1e-12)
 
 
+def test_isotonic_by_hand():
+    # Pool adjacent violators: scores (1, 2, 3, 4) -> labels (1, 0, 1, 1): the first two pool to 0.5 at their
+    # mean score 1.5, the last two (equal means pool too) to 1.0 at 3.5.
+    cal = IsotonicCalibrator.fit([1, 2, 3, 4], [1, 0, 1, 1], prior_strength=0.0)
+    assert cal.x == pytest.approx((1.5, 3.5)) and cal.y == pytest.approx((0.5, 1.0))
+    # Tied scores pool first: 1 -> mean 0.5 (2 cases), 2 -> 0, 3 -> 1; 0.5 > 0 violates, pooled (1+0+0)/3 at 4/3.
+    cal = IsotonicCalibrator.fit([1, 1, 2, 3], [1, 0, 0, 1], prior_strength=0.0)
+    assert cal.x == pytest.approx((4 / 3, 3.0)) and cal.y == pytest.approx((1 / 3, 1.0))
+    assert cal([0, 2.5, 9]) == pytest.approx([1 / 3, 0.8, 1.0])  # flat outside, linear between knots
+
+
+def test_calibration_input_errors():
+    with pytest.raises(ValueError):
+        fit_calibrator("platt", [0.1, 0.2], [0, 2])
+    with pytest.raises(ValueError):
+        fit_calibrator("isotonic", [0.1, np.nan], [0, 1])
+    with pytest.raises(ValueError):
+        fit_calibrator("platt", [0.1, 0.2, 0.3], [0, 1])
+    with pytest.raises(ValueError):
+        fit_calibrator("beta", [0.1, 0.2], [0, 1])
+
+
 @pytest.mark.parametrize("method", ["platt", "isotonic"])
 def test_calibration_fitted_on_one_sample_improves_ece_on_another(method):
     fit_logits, fit_y = _miscalibrated(4000, 2)

@@ -1,9 +1,10 @@
-"""A lesion-level FROC for monitoring training and comparing settings (ablations, TTA merges) on held-out data.
+"""The lesion FROC of a detector on labelled samples, for monitoring training and comparing settings (ablations,
+TTA merges) on held-out data.
 
-A detection hits a lesion when its centre lies inside the lesion's box (the usual CAD criterion); further
-detections of an already-hit lesion are neither hits nor false positives. Sensitivity is reported at fixed mean
-numbers of false positives per view, and the mean over 0.125-8 FP/view (the CPM of the LUNA16 challenge) sums it
-up. The project's reporting FROC lives in :mod:`MammoDNNLib.evaluation`; this one needs only boxes.
+The analysis is :func:`MammoDNNLib.evaluation.froc.froc` (hit = the detection's centre inside the lesion's
+box, no bootstrap here); this module only turns per-view boxes into its lesions and detections and sums the
+result up as sensitivity at fixed mean numbers of false positives per view, with the mean over 0.125-8 FP/view
+(the CPM of the LUNA16 challenge).
 """
 
 from __future__ import annotations
@@ -13,21 +14,38 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..evaluation.froc import DEFAULT_FPI, Detection, FrocConfig, FrocResult, Lesion
+from ..evaluation.froc import froc as lesion_froc
 from ..models.tta import BoxSet
 
-FP_RATES: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+FP_RATES: tuple[float, ...] = DEFAULT_FPI
 
 
 @dataclass
 class FROCResult:
-    fp_rates: tuple[float, ...]
-    sensitivities: tuple[float, ...]
-    lesions: int
-    views: int
+    """Sensitivity at ``fp_rates`` false positives per view; ``full`` is the whole analysis (curve, counts)."""
+
+    full: FrocResult
+
+    @property
+    def fp_rates(self) -> tuple[float, ...]:
+        return tuple(p.fpi for p in self.full.points)
+
+    @property
+    def sensitivities(self) -> tuple[float, ...]:
+        return tuple(p.sensitivity for p in self.full.points)
+
+    @property
+    def lesions(self) -> int:
+        return self.full.n_lesions
+
+    @property
+    def views(self) -> int:
+        return self.full.n_images
 
     @property
     def mean_sensitivity(self) -> float:
-        return float(np.mean(self.sensitivities))
+        return self.full.mean_sensitivity
 
     def at(self, fp_rate: float) -> float:
         return self.sensitivities[self.fp_rates.index(fp_rate)]
@@ -42,47 +60,21 @@ class FROCResult:
         }
 
 
-def froc(
-    pairs: Iterable[tuple[BoxSet, np.ndarray]],
-    fp_rates: Sequence[float] = FP_RATES,
-    classes: bool = False,
-    truth_labels: Iterable[np.ndarray] | None = None,
-) -> FROCResult:
-    """``pairs``: per view, (detections, truth boxes (N, 4)). ``classes=True`` also requires the label to match
-    (``truth_labels`` then gives each view's truth labels)."""
-    records: list[tuple[float, int, int]] = []  # (score, view index, lesion index or -1 for FP)
-    lesions = 0
-    views = 0
-    label_iter = iter(truth_labels) if truth_labels is not None else None
+def froc(pairs: Iterable[tuple[BoxSet, np.ndarray]], fp_rates: Sequence[float] = FP_RATES) -> FROCResult:
+    """``pairs``: per view, (detections, truth boxes (N, 4)); every view counts for the false positives per
+    view, with or without lesions and detections. Raises ``ValueError`` when there are no lesions."""
+    lesions: list[Lesion] = []
+    detections: list[Detection] = []
+    images: list[str] = []
     for v, (found, truth) in enumerate(pairs):
-        views += 1
-        truth = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
-        labels = next(label_iter) if label_iter is not None else None
-        base = lesions
-        lesions += len(truth)
-        order = np.argsort(-found.scores, kind="stable")
-        for i in order:
-            cx = (found.boxes[i, 0] + found.boxes[i, 2]) / 2
-            cy = (found.boxes[i, 1] + found.boxes[i, 3]) / 2
-            inside = (truth[:, 0] <= cx) & (cx <= truth[:, 2]) & (truth[:, 1] <= cy) & (cy <= truth[:, 3])
-            if classes and labels is not None:
-                inside &= np.asarray(labels) == found.labels[i]
-            hits = np.flatnonzero(inside)
-            records.append((float(found.scores[i]), v, base + int(hits[0]) if len(hits) else -1))
-    records.sort(key=lambda r: -r[0])
-    hit: set[int] = set()
-    false_positives = 0
-    curve: list[tuple[float, float]] = [(0.0, 0.0)]  # (fp per view, sensitivity) after each detection
-    for _, _, lesion in records:
-        if lesion < 0:
-            false_positives += 1
-        elif lesion not in hit:
-            hit.add(lesion)
-        else:
-            continue
-        curve.append((false_positives / max(views, 1), len(hit) / max(lesions, 1)))
-    sensitivities = tuple(max(s for f, s in curve if f <= rate) for rate in fp_rates)
-    return FROCResult(tuple(fp_rates), sensitivities, lesions, views)
+        image = f"view-{v}"
+        images.append(image)
+        lesions += [Lesion(image, tuple(map(float, box))) for box in np.asarray(truth, np.float64).reshape(-1, 4)]
+        detections += [
+            Detection(image, float(score), tuple(map(float, box))) for box, score in zip(found.boxes, found.scores)
+        ]
+    config = FrocConfig(fpi=tuple(float(r) for r in fp_rates), n_bootstrap=0, per_type=False)
+    return FROCResult(lesion_froc(lesions, detections, images=images, config=config))
 
 
 def evaluate_detector(

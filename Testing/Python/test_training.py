@@ -102,6 +102,10 @@ def test_froc_on_hand_made_detections():
     # Scores in order: 0.9 hit (1/3), 0.8 FP (0.5 FP/view), 0.7 hit (2/3), 0.6 duplicate (ignored), 0.3 hit (3/3).
     assert result.sensitivities == pytest.approx((1 / 3, 1.0, 1.0))
     assert (result.lesions, result.views) == (3, 2)
+    assert result.full.n_false_positives == 1 and result.to_dict()["fp_per_view"] == [0.0, 0.5, 1.0]
+    # Detections with equal scores pass a threshold together: a hit tied with a false positive needs 1 FP/view.
+    tied = BoxSet([[2, 2, 8, 8], [40, 40, 44, 44]], [0.5, 0.5], [1, 1], np.zeros((2, 5)))
+    assert froc([(tied, truth[0])], fp_rates=(0.0, 1.0)).sensitivities == pytest.approx((0.0, 1.0))
 
 
 def _free_port() -> int:

@@ -35,12 +35,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
-from ..errors import ModelError
 from ..geometry import LesionMask
 from ..vocabulary import QUADRANTS, VIEW_POSITIONS
 from .lesion_inputs import LocalizationInputConfig, as_lesion_mask, fit_view, localization_input
+from .lesion_network import (
+    LesionModel,
+    LesionNetConfig,
+    hidden_layer,
+    mask_and_mean_pool,
+    norm_layer,
+    residual_trunk,
+    save_lesion_network,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +71,10 @@ class DepthBlend:
 
 
 @dataclass
-class LocalizationConfig:
+class LocalizationConfig(LesionNetConfig):
     """Architecture, inputs and the estimator choices of a localization model (JSON round trip)."""
+
+    what = "localization"
 
     inputs: LocalizationInputConfig = field(default_factory=LocalizationInputConfig)
     spacing_mm: float = (
@@ -75,7 +84,7 @@ class LocalizationConfig:
     layout_channels: int = 8  # 1x1 reduction before the flattened layout features
     hidden: int = 128
     dropout: float = 0.1
-    norm: str = "group"  # NORMS
+    norm: str = "group"  # lesion_network.NORMS
     depth_estimator: str = "network"  # ESTIMATORS
     quadrant_estimator: str = "network"
     # Per view position: the combined depth's blend and the combined quadrant's beta (fitted on validation).
@@ -98,9 +107,7 @@ class LocalizationConfig:
         for name in ("depth_blend", "quadrant_geometric_weight"):
             if set(getattr(self, name)) != set(VIEW_POSITIONS):
                 raise ValueError(f"{name} needs one entry per view position ({', '.join(VIEW_POSITIONS)})")
-        self.widths = tuple(int(w) for w in self.widths)
-        if len(self.widths) < 2 or min(self.widths) < 1:
-            raise ValueError("widths needs at least two positive entries")
+        self._check_widths()
         for name in ("depth_estimator", "quadrant_estimator"):
             if getattr(self, name) not in ESTIMATORS:
                 raise ValueError(
@@ -110,20 +117,6 @@ class LocalizationConfig:
             raise ValueError("spacing_mm must be positive")
         norm_layer(self.norm)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["inputs"] = self.inputs.to_dict()
-        data["widths"] = list(self.widths)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "LocalizationConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown localization option(s): {', '.join(sorted(unknown))}")
-        return cls(**dict(data))
-
 
 def _coordinates(batch: int, height: int, width: int, device, dtype) -> torch.Tensor:
     ys = torch.linspace(0.0, 1.0, height, device=device, dtype=dtype)
@@ -132,54 +125,19 @@ def _coordinates(batch: int, height: int, width: int, device, dtype) -> torch.Te
     return torch.stack([grid_x, grid_y])[None].expand(batch, -1, -1, -1)
 
 
-NORMS: tuple[str, ...] = ("group", "channel", "batch")
-
-
-def norm_layer(kind: str):
-    """``channels -> module``. Group and channel (one group per channel) normalization use no batch
-    statistics,
-    so a lesion's output does not depend on its batch (small batches made BatchNorm's running statistics drift
-    from what training saw); "channel" escaped the initial plateaus of the malignancy task fastest."""
-    if kind == "group":
-        return lambda channels: nn.GroupNorm(min(4, channels), channels)
-    if kind == "channel":
-        return lambda channels: nn.GroupNorm(channels, channels)
-    if kind == "batch":
-        return nn.BatchNorm2d
-    raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {kind!r}")
-
-
-def residual_stage(in_channels: int, out_channels: int, norm: str) -> nn.Module:
-    """One stride-2 torchvision ``BasicBlock`` with a 1x1 strided projection."""
-    make = norm_layer(norm)
-    downsample = nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 1, stride=2, bias=False), make(out_channels)
-    )
-    return BasicBlock(in_channels, out_channels, stride=2, downsample=downsample, norm_layer=make)
-
-
 class LocalizationNet(nn.Module):
     """Two-channel canvas (+ CoordConv) -> residual trunk -> {CC quadrant, MLO quadrant, depth} heads."""
 
     def __init__(self, config: LocalizationConfig):
         super().__init__()
         w = config.widths
-        self.stem = nn.Sequential(
-            nn.Conv2d(4, w[0], 3, stride=2, padding=1, bias=False),
-            norm_layer(config.norm)(w[0]),
-            nn.ReLU(inplace=True),
-        )
-        self.stages = nn.Sequential(*[residual_stage(a, b, config.norm) for a, b in zip(w[:-1], w[1:])])
+        self.stem, self.stages = residual_trunk(4, w, config.norm, stem_stride=2)
         scale = 2 ** len(w)
         h = -(-config.inputs.height // scale)
         wd = -(-config.inputs.width // scale)
         self.layout = nn.Sequential(nn.Conv2d(w[-1], config.layout_channels, 1), nn.ReLU(inplace=True))
         features = 2 * w[-1] + config.layout_channels * h * wd + 3 + len(VIEW_POSITIONS)
-        self.mlp = nn.Sequential(
-            nn.Linear(features, config.hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout),
-        )
+        self.mlp = hidden_layer(features, config.hidden, config.dropout)
         self.quadrant_heads = nn.ModuleDict(
             {v: nn.Linear(config.hidden, len(QUADRANTS[v])) for v in VIEW_POSITIONS}
         )
@@ -191,9 +149,7 @@ class LocalizationNet(nn.Module):
         mask = x[:, 1:2]
         inputs = torch.cat([x, _coordinates(batch, height, width, x.device, x.dtype)], dim=1)
         features = self.stages(self.stem(inputs))
-        weights = F.adaptive_avg_pool2d(mask, features.shape[-2:])
-        masked = (features * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3)).clamp_min(1e-6)
-        pooled = features.mean(dim=(2, 3))
+        masked, pooled = mask_and_mean_pool(features, mask)
         layout = self.layout(features).flatten(1)
         # The mask's centroid and extent, read directly (x, y in [0, 1] of the canvas; sqrt of the covered
         # area).
@@ -292,53 +248,13 @@ def combine_quadrant(
     return e / e.sum()
 
 
-class LocalizationModel:
+class LocalizationModel(LesionModel):
     """A trained localization network with its configuration (and registry entry, when loaded from one)."""
 
-    def __init__(self, config: LocalizationConfig, net: LocalizationNet, device: str = "cpu", info=None):
-        self.config = config
-        self.device = torch.device(device)
-        self.net = net.to(self.device).eval()
-        self.info = info
-
-    # -- loading
-    # ------------------------------------------------------------------------------------------------
-    @classmethod
-    def from_info(cls, info, device: str = "cpu") -> "LocalizationModel":
-        """Build from a verified registry entry (see :func:`MammoDNNLib.models.registry.load_model`)."""
-        from .registry import load_state_dicts
-
-        if info.kind != KIND:
-            raise ModelError(f"{info.path}: a {info.kind} model, not a {KIND} model")
-        try:
-            config = LocalizationConfig.from_dict(info.config)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{info.path}: invalid localization configuration ({exc})") from None
-        net = LocalizationNet(config)
-        (state,) = load_state_dicts(info, verify=False)
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            detail = " ".join(line.strip() for line in str(exc).splitlines()[:3])
-            raise ModelError(f"{info.path}: weights do not fit the configuration: {detail[:400]}") from None
-        return cls(config, net, device, info)
-
-    @classmethod
-    def load(
-        cls,
-        name_or_path: str | Path = "mammodnn-localization",
-        device: str = "cpu",
-        version: str | None = None,
-    ) -> "LocalizationModel":
-        """A model folder or registered name, hashes verified (pickles refused) before anything is read."""
-        from .registry import resolve_model, verify_model
-
-        info = verify_model(resolve_model(name_or_path, version))
-        return cls.from_info(info, device)
-
-    @property
-    def spacing_mm(self) -> float:
-        return self.config.spacing_mm
+    kind = KIND
+    default_name = "mammodnn-localization"
+    config_type = LocalizationConfig
+    net_type = LocalizationNet
 
     # -- inference
     # ----------------------------------------------------------------------------------------------
@@ -453,21 +369,19 @@ def save_localization_model(
     card_notes: str = "",
 ):
     """Write a registry model folder (safetensors + manifest + model card)."""
-    from .registry import save_model
-
     classes = [f"CC:{q}" for q in QUADRANTS["CC"]] + [f"MLO:{q}" for q in QUADRANTS["MLO"]] + ["depth"]
-    return save_model(
+    return save_lesion_network(
         folder,
-        name=name,
-        version=version,
+        net,
+        config,
         kind=KIND,
         classes=classes,
-        config=config.to_dict(),
-        state_dicts=[net.state_dict()],
-        training_data=training_data,
-        metrics=metrics,
         description="Quadrant (CC 4 / MLO 5 regions) and depth (0 nipple .. 1 pectoralis major) of one "
         "lesion from the whole prepared view and the lesion mask; network, geometric (landmarks) or "
         "combined estimate as configured.",
+        name=name,
+        version=version,
+        training_data=training_data,
+        metrics=metrics,
         card_notes=card_notes,
     )

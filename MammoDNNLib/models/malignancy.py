@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError
 from ..geometry import LesionMask
 from ..vocabulary import FINDING_TYPE_KEYS, MORPHOLOGY, MORPHOLOGY_GROUPS_BY_TYPE
 from .calibration import IdentityCalibrator, calibrator_from_dict
@@ -42,7 +41,15 @@ from .lesion_inputs import (
     lesion_size_features,
     malignancy_input,
 )
-from .localization import norm_layer, residual_stage
+from .lesion_network import (
+    LesionModel,
+    LesionNetConfig,
+    hidden_layer,
+    mask_and_mean_pool,
+    norm_layer,
+    residual_trunk,
+    save_lesion_network,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +59,10 @@ IGNORE = -100  # target of a morphology group that does not apply or is unknown 
 
 
 @dataclass
-class MalignancyConfig:
+class MalignancyConfig(LesionNetConfig):
     """Architecture, inputs, task weights and the calibrator of a malignancy model (JSON round trip)."""
+
+    what = "malignancy"
 
     inputs: MalignancyInputConfig = field(default_factory=MalignancyInputConfig)
     spacing_mm: float = 0.4  # the spacing the training views were prepared at (finer views are brought to it)
@@ -62,7 +71,7 @@ class MalignancyConfig:
     size_features: bool = True  # the lesion's size (lesion_inputs.lesion_size_features) as two more inputs
     hidden: int = 128
     dropout: float = 0.2
-    norm: str = "channel"  # localization.NORMS
+    norm: str = "channel"  # lesion_network.NORMS
     morphology_weight: float = 1.0  # 0 = the single-task baseline
     multitask: bool = True  # whether the morphology heads were trained (and are reported)
     calibration: dict[str, Any] = field(default_factory=lambda: {"method": "identity"})
@@ -70,26 +79,11 @@ class MalignancyConfig:
     def __post_init__(self) -> None:
         if isinstance(self.inputs, Mapping):
             self.inputs = MalignancyInputConfig.from_dict(self.inputs)
-        self.widths = tuple(int(w) for w in self.widths)
-        if len(self.widths) < 2 or min(self.widths) < 1:
-            raise ValueError("widths needs at least two positive entries")
+        self._check_widths()
         if self.spacing_mm <= 0 or self.morphology_weight < 0:
             raise ValueError("spacing_mm must be positive and morphology_weight non-negative")
         norm_layer(self.norm)
         calibrator_from_dict(self.calibration)  # validates
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["inputs"] = self.inputs.to_dict()
-        data["widths"] = list(self.widths)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "MalignancyConfig":
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown malignancy option(s): {', '.join(sorted(unknown))}")
-        return cls(**dict(data))
 
 
 class MalignancyNet(nn.Module):
@@ -98,19 +92,11 @@ class MalignancyNet(nn.Module):
     def __init__(self, config: MalignancyConfig):
         super().__init__()
         w = config.widths
-        self.stem = nn.Sequential(
-            nn.Conv2d(2, w[0], 3, stride=1, padding=1, bias=False),
-            norm_layer(config.norm)(w[0]),
-            nn.ReLU(inplace=True),
-        )
-        self.stages = nn.Sequential(*[residual_stage(a, b, config.norm) for a, b in zip(w[:-1], w[1:])])
+        self.stem, self.stages = residual_trunk(2, w, config.norm, stem_stride=1)
         self.type_embedding = nn.Embedding(len(FINDING_TYPE_KEYS), config.type_embedding)
         self.size_inputs = len(SIZE_FEATURES) if config.size_features else 0
-        self.mlp = nn.Sequential(
-            nn.Linear(2 * w[-1] + config.type_embedding + self.size_inputs, config.hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout),
-        )
+        features = 2 * w[-1] + config.type_embedding + self.size_inputs
+        self.mlp = hidden_layer(features, config.hidden, config.dropout)
         self.malignancy_head = nn.Linear(config.hidden, 1)
         self.morphology_heads = nn.ModuleDict(
             {g: nn.Linear(config.hidden, len(MORPHOLOGY[g])) for g in MORPHOLOGY}
@@ -122,9 +108,7 @@ class MalignancyNet(nn.Module):
         """``x`` (B, 2, S, S), ``type_index`` (B,) into FINDING_TYPE_KEYS, ``size`` (B, 2) size features (when
         the configuration uses them) -> {"malignancy": (B,), group: (B, k)}."""
         features = self.stages(self.stem(x))
-        weights = F.adaptive_avg_pool2d(x[:, 1:2], features.shape[-2:])
-        masked = (features * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3)).clamp_min(1e-6)
-        pooled = features.mean(dim=(2, 3))
+        masked, pooled = mask_and_mean_pool(features, x[:, 1:2])
         parts = [masked, pooled, self.type_embedding(type_index.long())]
         if self.size_inputs:
             if size is None:
@@ -196,48 +180,17 @@ class MalignancyDetails:
         return asdict(self)
 
 
-class MalignancyModel:
+class MalignancyModel(LesionModel):
     """A trained malignancy/morphology network with its calibrator."""
 
+    kind = KIND
+    default_name = "mammodnn-malignancy"
+    config_type = MalignancyConfig
+    net_type = MalignancyNet
+
     def __init__(self, config: MalignancyConfig, net: MalignancyNet, device: str = "cpu", info=None):
-        self.config = config
-        self.device = torch.device(device)
-        self.net = net.to(self.device).eval()
-        self.info = info
+        super().__init__(config, net, device, info)
         self.calibrator = calibrator_from_dict(config.calibration)
-
-    @classmethod
-    def from_info(cls, info, device: str = "cpu") -> "MalignancyModel":
-        """Build from a verified registry entry (see :func:`MammoDNNLib.models.registry.load_model`)."""
-        from .registry import load_state_dicts
-
-        if info.kind != KIND:
-            raise ModelError(f"{info.path}: a {info.kind} model, not a {KIND} model")
-        try:
-            config = MalignancyConfig.from_dict(info.config)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ModelError(f"{info.path}: invalid malignancy configuration ({exc})") from None
-        net = MalignancyNet(config)
-        (state,) = load_state_dicts(info, verify=False)
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            detail = " ".join(line.strip() for line in str(exc).splitlines()[:3])
-            raise ModelError(f"{info.path}: weights do not fit the configuration: {detail[:400]}") from None
-        return cls(config, net, device, info)
-
-    @classmethod
-    def load(
-        cls, name_or_path: str | Path = "mammodnn-malignancy", device: str = "cpu", version: str | None = None
-    ) -> "MalignancyModel":
-        """A model folder or registered name, hashes verified (pickles refused) before anything is read."""
-        from .registry import resolve_model, verify_model
-
-        return cls.from_info(verify_model(resolve_model(name_or_path, version)), device)
-
-    @property
-    def spacing_mm(self) -> float:
-        return self.config.spacing_mm
 
     def inputs(
         self, prepared_view, lesion_masks: Sequence[LesionMask | np.ndarray], finding_types: Sequence[str]
@@ -340,20 +293,18 @@ def save_malignancy_model(
     card_notes: str = "",
 ):
     """Write a registry model folder (safetensors + manifest with the calibrator + model card)."""
-    from .registry import save_model
-
     classes = ["malignancy"] + [f"{g}:{d}" for g, names in MORPHOLOGY.items() for d in names]
-    return save_model(
+    return save_lesion_network(
         folder,
-        name=name,
-        version=version,
+        net,
+        config,
         kind=KIND,
         classes=classes,
-        config=config.to_dict(),
-        state_dicts=[net.state_dict()],
-        training_data=training_data,
-        metrics=metrics,
         description="Calibrated probability of malignancy and BI-RADS morphology descriptors of one lesion "
         "from a region of interest around it (image + mask) and its finding type.",
+        name=name,
+        version=version,
+        training_data=training_data,
+        metrics=metrics,
         card_notes=card_notes,
     )

@@ -353,7 +353,14 @@ def phantom_lesion_set(
             progress(i + 1, count)
     if skipped:
         log.info("%d lesion projections left out (outside the prepared crop or view not prepared)", skipped)
-    source = {
+    return LesionSet(views, records, _phantom_source(count, seed, size, spacing_mm, first_index, profile))
+
+
+def _phantom_source(
+    count: int, seed: int, size: str, spacing_mm: float, first_index: int, profile: str
+) -> dict[str, Any]:
+    """The provenance of the lesions of phantom studies ``first_index ..`` of ``seed``."""
+    return {
         "source": "phantom",
         "seed": seed,
         "studies": count,
@@ -365,7 +372,6 @@ def phantom_lesion_set(
         "study_seeds": f"MammoDNNLib.phantom.study_seed({seed}, i) for i in "
         f"[{first_index}, {first_index + count})",
     }
-    return LesionSet(views, records, source)
 
 
 def _mask_to_prepared(mask: LesionMask, transform: Transform, shape: tuple[int, int]) -> LesionMask:
@@ -523,18 +529,7 @@ def cached_phantom_lesion_set(
         if progress is not None:
             progress(done, count)
     merged = LesionSet.concatenate(parts)
-    merged.source = {
-        "source": "phantom",
-        "seed": seed,
-        "studies": count,
-        "first_index": first_index,
-        "size": size,
-        "spacing_mm": spacing_mm,
-        "profile": profile,
-        "lesion_config": PHANTOM_PROFILES[profile],
-        "study_seeds": f"MammoDNNLib.phantom.study_seed({seed}, i) for i in "
-        f"[{first_index}, {first_index + count})",
-    }
+    merged.source = _phantom_source(count, seed, size, spacing_mm, first_index, profile)
     return merged
 
 
@@ -596,37 +591,53 @@ def phantom_training_sets(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[LesionSet, LesionSet]:
     """(training, validation) lesion sets of ``spec`` (cached per chunk of studies in ``cache_dir``)."""
-    total = sum(spec.studies) + spec.validation_studies
-    done = 0
-
-    def make(count: int, size: str, first: int) -> LesionSet:
-        nonlocal done
-        offset = done
-        part = cached_phantom_lesion_set(
-            cache_dir,
-            count,
-            spec.seed,
-            size,
-            spec.spacing_mm,
-            first_index=first,
-            profile=spec.profile,
-            progress=None if progress is None else (lambda i, _n: progress(offset + i, total)),
-        )
-        done += count
-        return part
-
-    train_parts, val_parts, start = [], [], 0
+    train_runs, val_runs, start = [], [], 0
     for n, size in zip(spec.studies, spec.sizes):
-        train_parts.append(make(n, size, start))
+        train_runs.append((n, size, start))
         start += n
     for n, size in zip(spec.validation_counts(), spec.sizes):
         if n:
-            val_parts.append(make(n, size, start))
+            val_runs.append((n, size, start))
         start += n
+    total = sum(spec.studies) + spec.validation_studies
+    common = (spec.seed, spec.spacing_mm, spec.profile, progress, total)
+    train_parts = _phantom_runs(cache_dir, train_runs, *common, done=0)
+    val_parts = _phantom_runs(cache_dir, val_runs, *common, done=sum(spec.studies))
     train, val = LesionSet.concatenate(train_parts), LesionSet.concatenate(val_parts)
     source = spec.to_dict()
     train.source, val.source = {**source, "part": "train"}, {**source, "part": "validation"}
     return train, val
+
+
+def _phantom_runs(
+    cache_dir: str | Path | None,
+    runs: Sequence[tuple[int, str, int]],
+    seed: int,
+    spacing_mm: float,
+    profile: str,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+    done: int = 0,
+) -> list[LesionSet]:
+    """Cached lesion sets of runs ``(count, size, first index)`` of consecutive phantom studies of ``seed``;
+    ``progress`` counts them as studies ``done + 1 ..`` of ``total``."""
+    parts = []
+    for n, size, first in runs:
+        offset = done
+        parts.append(
+            cached_phantom_lesion_set(
+                cache_dir,
+                n,
+                seed,
+                size,
+                spacing_mm,
+                first_index=first,
+                profile=profile,
+                progress=None if progress is None else (lambda i, _n, o=offset: progress(o + i, total)),
+            )
+        )
+        done += n
+    return parts
 
 
 def phantom_heldout_set(
@@ -640,24 +651,11 @@ def phantom_heldout_set(
 ) -> LesionSet:
     """Held-out lesions: ``studies[k]`` studies of size ``sizes[k]`` from ``seed`` (consecutive indices), with
     the generator's default lesion mix (``profile``)."""
-    parts, start = [], 0
-    total, done = sum(studies), 0
+    runs, start = [], 0
     for n, size in zip(studies, sizes):
-        offset = done
-        parts.append(
-            cached_phantom_lesion_set(
-                cache_dir,
-                int(n),
-                seed,
-                size,
-                spacing_mm,
-                first_index=start,
-                profile=profile,
-                progress=None if progress is None else (lambda i, _n, o=offset: progress(o + i, total)),
-            )
-        )
+        runs.append((int(n), size, start))
         start += int(n)
-        done += int(n)
+    parts = _phantom_runs(cache_dir, runs, seed, spacing_mm, profile, progress, total=start)
     merged = LesionSet.concatenate(parts)
     merged.source = {
         "source": "phantom",
@@ -749,14 +747,15 @@ def _intensity(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class _Run:
-    """Epoch bookkeeping: log file, checkpoints, best weights, progress bar, time limit."""
+    """The loop both networks train with (:meth:`fit`) and its bookkeeping: log file, checkpoints, best weights,
+    progress bar, time limit."""
 
-    def __init__(self, net: torch.nn.Module, options: TrainOptions, steps_per_epoch: int, name: str):
+    def __init__(self, net: torch.nn.Module, options: TrainOptions, records: int, name: str):
         self.net = net
         self.options = options
         self.name = name
-        self.steps_per_epoch = steps_per_epoch
-        self.total_steps = steps_per_epoch * options.epochs
+        self.steps_per_epoch = max(1, math.ceil(records / options.batch_size))
+        self.total_steps = self.steps_per_epoch * options.epochs
         self.optimizer = torch.optim.AdamW(net.parameters(), lr=options.lr, weight_decay=options.weight_decay)
         self.rng = np.random.default_rng(options.seed)
         self.start_epoch = 0
@@ -878,10 +877,51 @@ class _Run:
         self.net.load_state_dict(self.best_state)
         self.net.eval()
 
+    def fit(
+        self,
+        records: Sequence[LesionRecord],
+        batch_loss: Callable[[list[LesionRecord]], tuple[torch.Tensor, dict[str, float]]],
+        validate: Callable[[], tuple[dict[str, Any], float]],
+    ) -> None:
+        """Train on ``records`` (shuffled each epoch, ``options.batch_size`` at a time; ``batch_loss`` gives a
+        batch's loss and its parts), score each epoch with ``validate`` (figures, score), keep the best."""
+        self.open_bar()
+        size = self.options.batch_size
+        for epoch in range(self.start_epoch, self.options.epochs):
+            self.net.train()
+            order = self.rng.permutation(len(records))
+            sums: dict[str, float] = {}
+            for b in range(self.steps_per_epoch):
+                batch = [records[i] for i in order[b * size : (b + 1) * size]]
+                if not batch:
+                    continue
+                self.set_lr(epoch * self.steps_per_epoch + b)
+                loss, parts = batch_loss(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                for k, v in {"loss": float(loss.detach()), **parts}.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if self.bar is not None:
+                    self.bar.update(1)
+            self.net.eval()
+            validation, score = validate()
+            train = {k: v / self.steps_per_epoch for k, v in sums.items()}
+            if not self.end_epoch(epoch, train, validation, score):
+                break
+        self.finish()
 
-def _set_threads(options: TrainOptions) -> None:
+
+def _start(options: TrainOptions) -> None:
+    """Thread limit and torch seed of a run (before its network is made)."""
     if options.threads:
         torch.set_num_threads(int(options.threads))
+    torch.manual_seed(options.seed)
+
+
+def _validation_masks(validation: LesionSet, options: TrainOptions) -> list[LesionMask]:
+    """The detection-like masks a run validates (and then calibrates or chooses estimators) on."""
+    return perturbed_masks(validation, options.seed + 7919, options.perturbation)
 
 
 def perturbed_masks(lesions: LesionSet, seed: int, config: MaskPerturbation) -> list[LesionMask]:
@@ -959,56 +999,38 @@ def train_localization(
     """Train the localization network; keep the epoch best on validation; choose the estimators there."""
     config = config or LocalizationConfig()
     options = options or TrainOptions()
-    _set_threads(options)
-    torch.manual_seed(options.seed)
+    _start(options)
     train = train.for_localization()
     validation = validation.for_localization()
     if len(train) == 0 or len(validation) == 0:
         raise MammoDNNError("localization training needs lesions with quadrant and depth in both sets")
     net = LocalizationNet(config)
-    steps = max(1, math.ceil(len(train) / options.batch_size))
-    run = _Run(net, options, steps, "localization")
+    run = _Run(net, options, len(train), "localization")
     canvases = _canvases(train, config)
     val_model = LocalizationModel(config, net)
-    val_masks = perturbed_masks(validation, options.seed + 7919, options.perturbation)
+    val_masks = _validation_masks(validation, options)
     val_inputs = _localization_inputs(validation, config, None)
     val_inputs_perturbed = _localization_inputs(validation, config, val_masks)
-    bar = run.open_bar()
-    for epoch in range(run.start_epoch, options.epochs):
-        net.train()
-        order = run.rng.permutation(len(train))
-        sums: dict[str, float] = {}
-        for b in range(steps):
-            batch = [train.records[i] for i in order[b * options.batch_size : (b + 1) * options.batch_size]]
-            if not batch:
-                continue
-            inputs = []
-            for r in batch:
-                view = train.view_of(r)
-                mask = perturb_mask(
-                    r.mask, view.breast_mask.shape, view.spacing_mm, run.rng, options.perturbation
-                )
-                canvas = canvases[r.view_index]
-                inputs.append(np.stack([_intensity(canvas.image, run.rng), mask_on_canvas(mask, canvas)]))
-            view_index, quadrant, depth = _localization_targets(train, batch)
-            run.set_lr(epoch * steps + b)
-            out = net(torch.from_numpy(np.stack(inputs)), view_index)
-            loss, parts = localization_loss(out, view_index, quadrant, depth)
-            run.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            run.optimizer.step()
-            for k, v in {"loss": float(loss.detach()), **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if bar is not None:
-                bar.update(1)
-        net.eval()
+
+    def batch_loss(batch: list[LesionRecord]) -> tuple[torch.Tensor, dict[str, float]]:
+        inputs = []
+        for r in batch:
+            view = train.view_of(r)
+            mask = perturb_mask(r.mask, view.breast_mask.shape, view.spacing_mm, run.rng, options.perturbation)
+            canvas = canvases[r.view_index]
+            inputs.append(np.stack([_intensity(canvas.image, run.rng), mask_on_canvas(mask, canvas)]))
+        view_index, quadrant, depth = _localization_targets(train, batch)
+        out = net(torch.from_numpy(np.stack(inputs)), view_index)
+        return localization_loss(out, view_index, quadrant, depth)
+
+    def validate() -> tuple[dict[str, Any], float]:
         val = _localization_val(val_model, validation, val_inputs, val_inputs_perturbed)
         score = 0.5 * (val["accuracy"] + val["accuracy_perturbed"]) - 2.0 * 0.5 * (
             val["depth_mae"] + val["depth_mae_perturbed"]
         )
-        if not run.end_epoch(epoch, {k: v / steps for k, v in sums.items()}, val, score):
-            break
-    run.finish()
+        return val, score
+
+    run.fit(train.records, batch_loss, validate)
     model = LocalizationModel(config, net)
     selection = choose_localization_estimators(model, validation, val_masks)
     return LocalizationResult(model, run.history, run.best_epoch + 1, run.elapsed, selection)
@@ -1380,19 +1402,17 @@ def train_malignancy(
     config = config or MalignancyConfig()
     config.multitask = config.morphology_weight > 0
     options = options or TrainOptions()
-    _set_threads(options)
-    torch.manual_seed(options.seed)
+    _start(options)
     train = train.for_malignancy()
     validation = validation.for_malignancy()
     val_truth = np.array([r.malignant for r in validation.records])
     if len(set(r.malignant for r in train.records)) < 2 or len(set(val_truth.tolist())) < 2:
         raise MammoDNNError("malignancy training needs benign and malignant lesions in both sets")
     net = MalignancyNet(config)
-    steps = max(1, math.ceil(len(train) / options.batch_size))
-    run = _Run(net, options, steps, "malignancy" if config.multitask else "malignancy-single")
+    run = _Run(net, options, len(train), "malignancy" if config.multitask else "malignancy-single")
     val_model = MalignancyModel(config, net)
     val_types = [r.type for r in validation.records]
-    val_masks = perturbed_masks(validation, options.seed + 7919, options.perturbation)
+    val_masks = _validation_masks(validation, options)
     val_inputs = malignancy_inputs(validation, config)
     val_inputs_perturbed = malignancy_inputs(validation, config, val_masks)
     images = {
@@ -1401,53 +1421,38 @@ def train_malignancy(
         if any(r.view_index == i for r in train.records)
     }
     positives = float(np.mean([r.malignant for r in train.records]))
-    bar = run.open_bar()
-    for epoch in range(run.start_epoch, options.epochs):
-        net.train()
-        order = run.rng.permutation(len(train))
-        sums: dict[str, float] = {}
-        for b in range(steps):
-            batch = [train.records[i] for i in order[b * options.batch_size : (b + 1) * options.batch_size]]
-            if not batch:
-                continue
-            inputs, sizes = [], []
-            for r in batch:
-                view = train.view_of(r)
-                mask = perturb_mask(
-                    r.mask, view.breast_mask.shape, view.spacing_mm, run.rng, options.perturbation
-                )
-                x = malignancy_input(
-                    images[r.view_index],
-                    mask,
-                    view.spacing_mm,
-                    config.inputs,
-                    native_spacing_mm=config.spacing_mm,
-                    finding_type=r.type,
-                )
-                x[0] = _intensity(x[0], run.rng)
-                inputs.append(_dihedral(x, int(run.rng.integers(8))))
-                sizes.append(lesion_size_features(mask, view.spacing_mm))
-            types = torch.tensor([FINDING_TYPE_KEYS.index(r.type) for r in batch])
-            target = torch.tensor([float(r.malignant) for r in batch])
-            run.set_lr(epoch * steps + b)
-            out = net(torch.from_numpy(np.stack(inputs)), types, torch.from_numpy(np.stack(sizes)))
-            bce = F.binary_cross_entropy_with_logits(out["malignancy"], target)
-            loss = bce
-            parts = {"bce": float(bce.detach())}
-            if config.morphology_weight > 0:
-                morph = morphology_loss(
-                    out, morphology_targets([r.type for r in batch], [r.morphology for r in batch]), 0.05
-                )
-                loss = loss + config.morphology_weight * morph
-                parts["morphology_ce"] = float(morph.detach())
-            run.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            run.optimizer.step()
-            for k, v in {"loss": float(loss.detach()), **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if bar is not None:
-                bar.update(1)
-        net.eval()
+
+    def batch_loss(batch: list[LesionRecord]) -> tuple[torch.Tensor, dict[str, float]]:
+        inputs, sizes = [], []
+        for r in batch:
+            view = train.view_of(r)
+            mask = perturb_mask(r.mask, view.breast_mask.shape, view.spacing_mm, run.rng, options.perturbation)
+            x = malignancy_input(
+                images[r.view_index],
+                mask,
+                view.spacing_mm,
+                config.inputs,
+                native_spacing_mm=config.spacing_mm,
+                finding_type=r.type,
+            )
+            x[0] = _intensity(x[0], run.rng)
+            inputs.append(_dihedral(x, int(run.rng.integers(8))))
+            sizes.append(lesion_size_features(mask, view.spacing_mm))
+        types = torch.tensor([FINDING_TYPE_KEYS.index(r.type) for r in batch])
+        target = torch.tensor([float(r.malignant) for r in batch])
+        out = net(torch.from_numpy(np.stack(inputs)), types, torch.from_numpy(np.stack(sizes)))
+        bce = F.binary_cross_entropy_with_logits(out["malignancy"], target)
+        loss = bce
+        parts = {"bce": float(bce.detach())}
+        if config.morphology_weight > 0:
+            morph = morphology_loss(
+                out, morphology_targets([r.type for r in batch], [r.morphology for r in batch]), 0.05
+            )
+            loss = loss + config.morphology_weight * morph
+            parts["morphology_ce"] = float(morph.detach())
+        return loss, parts
+
+    def validate() -> tuple[dict[str, Any], float]:
         val: dict[str, Any] = {}
         for suffix, x in (("", val_inputs), ("_perturbed", val_inputs_perturbed)):
             logits = _malignancy_batch_outputs(val_model, x, val_types)["logit"]
@@ -1460,10 +1465,9 @@ def train_malignancy(
                 ),
                 4,
             )
-        score = 0.5 * (val["auc"] + val["auc_perturbed"])
-        if not run.end_epoch(epoch, {k: v / steps for k, v in sums.items()}, val, score):
-            break
-    run.finish()
+        return val, 0.5 * (val["auc"] + val["auc_perturbed"])
+
+    run.fit(train.records, batch_loss, validate)
     model = MalignancyModel(config, net)
     figures = fit_malignancy_calibration(model, validation, val_masks, method=calibration_method)
     figures["train_malignant_fraction"] = round(positives, 4)

@@ -1,5 +1,5 @@
-"""The lesion FROC of a detector on labelled samples, for monitoring training and comparing settings (ablations,
-TTA merges) on held-out data.
+"""The lesion FROC of a detector on labelled samples, for monitoring training and comparing settings
+(ablations, TTA merges) on held-out data.
 
 The analysis is :func:`MammoDNNLib.evaluation.froc.froc` (hit = the detection's centre inside the lesion's
 box, no bootstrap here); this module only turns per-view boxes into its lesions and detections and sums the
@@ -23,7 +23,7 @@ FP_RATES: tuple[float, ...] = DEFAULT_FPI
 
 @dataclass
 class FROCResult:
-    """Sensitivity at ``fp_rates`` false positives per view; ``full`` is the whole analysis (curve, counts)."""
+    """Sensitivity at ``fp_rates`` false positives per view; ``full``: the whole analysis (curve, counts)."""
 
     full: FrocResult
 
@@ -69,9 +69,11 @@ def froc(pairs: Iterable[tuple[BoxSet, np.ndarray]], fp_rates: Sequence[float] =
     for v, (found, truth) in enumerate(pairs):
         image = f"view-{v}"
         images.append(image)
-        lesions += [Lesion(image, tuple(map(float, box))) for box in np.asarray(truth, np.float64).reshape(-1, 4)]
+        boxes = np.asarray(truth, np.float64).reshape(-1, 4)
+        lesions += [Lesion(image, tuple(map(float, box))) for box in boxes]
         detections += [
-            Detection(image, float(score), tuple(map(float, box))) for box, score in zip(found.boxes, found.scores)
+            Detection(image, float(score), tuple(map(float, box)))
+            for box, score in zip(found.boxes, found.scores)
         ]
     config = FrocConfig(fpi=tuple(float(r) for r in fp_rates), n_bootstrap=0, per_type=False)
     return FROCResult(lesion_froc(lesions, detections, images=images, config=config))

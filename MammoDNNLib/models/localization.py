@@ -39,15 +39,8 @@ from torch import nn
 from ..geometry import LesionMask
 from ..vocabulary import QUADRANTS, VIEW_POSITIONS
 from .lesion_inputs import LocalizationInputConfig, as_lesion_mask, fit_view, localization_input
-from .lesion_network import (
-    LesionModel,
-    LesionNetConfig,
-    hidden_layer,
-    mask_and_mean_pool,
-    norm_layer,
-    residual_trunk,
-    save_lesion_network,
-)
+from .lesion_network import LesionModel, LesionNetConfig, save_lesion_network  # life cycle
+from .lesion_network import hidden_layer, mask_and_mean_pool, norm_layer, residual_trunk  # network parts
 
 log = logging.getLogger(__name__)
 

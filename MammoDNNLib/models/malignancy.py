@@ -41,15 +41,8 @@ from .lesion_inputs import (
     lesion_size_features,
     malignancy_input,
 )
-from .lesion_network import (
-    LesionModel,
-    LesionNetConfig,
-    hidden_layer,
-    mask_and_mean_pool,
-    norm_layer,
-    residual_trunk,
-    save_lesion_network,
-)
+from .lesion_network import LesionModel, LesionNetConfig, save_lesion_network  # life cycle
+from .lesion_network import hidden_layer, mask_and_mean_pool, norm_layer, residual_trunk  # network parts
 
 log = logging.getLogger(__name__)
 

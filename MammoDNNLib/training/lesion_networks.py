@@ -1342,6 +1342,15 @@ def _dihedral(x: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(x, k & 3, axes=(1, 2)))
 
 
+def _malignancy_window(
+    image: np.ndarray, view: LesionView, record: LesionRecord, mask: LesionMask, config: MalignancyConfig
+) -> np.ndarray:
+    """The network input of ``record`` outlined by ``mask`` on ``image`` (``view``'s float32 image)."""
+    return malignancy_input(
+        image, mask, view.spacing_mm, config.inputs, native_spacing_mm=config.spacing_mm, finding_type=record.type
+    )
+
+
 def malignancy_inputs(
     lesions: LesionSet, config: MalignancyConfig, masks: Sequence[LesionMask] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -1353,16 +1362,7 @@ def malignancy_inputs(
         if r.view_index not in images:
             images = {r.view_index: np.asarray(view.image, np.float32)}  # one view at a time in float32
         mask = r.mask if masks is None else masks[i]
-        windows.append(
-            malignancy_input(
-                images[r.view_index],
-                mask,
-                view.spacing_mm,
-                config.inputs,
-                native_spacing_mm=config.spacing_mm,
-                finding_type=r.type,
-            )
-        )
+        windows.append(_malignancy_window(images[r.view_index], view, r, mask, config))
         sizes.append(lesion_size_features(mask, view.spacing_mm))
     if not windows:
         return np.zeros((0, 2, config.inputs.size, config.inputs.size), np.float32), np.zeros(
@@ -1427,14 +1427,7 @@ def train_malignancy(
         for r in batch:
             view = train.view_of(r)
             mask = perturb_mask(r.mask, view.breast_mask.shape, view.spacing_mm, run.rng, options.perturbation)
-            x = malignancy_input(
-                images[r.view_index],
-                mask,
-                view.spacing_mm,
-                config.inputs,
-                native_spacing_mm=config.spacing_mm,
-                finding_type=r.type,
-            )
+            x = _malignancy_window(images[r.view_index], view, r, mask, config)
             x[0] = _intensity(x[0], run.rng)
             inputs.append(_dihedral(x, int(run.rng.integers(8))))
             sizes.append(lesion_size_features(mask, view.spacing_mm))

@@ -17,9 +17,13 @@ import argparse
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 DEFAULT_HELDOUT_SEED = 20261124
+HELDOUT_SECTIONS = (
+    ("heldout_true_masks", "Held-out phantoms, true lesion masks"),
+    ("heldout_perturbed_masks", "Held-out phantoms, detection-like (perturbed) masks"),
+)  # metrics key, model-card title
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -253,6 +257,66 @@ def train_options(args: argparse.Namespace, work: Path):
     )
 
 
+def run_figures(args: argparse.Namespace, result) -> dict[str, Any]:
+    """The manifest's ``training`` figures of a lesion-network run."""
+    return {
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "seconds": round(result.seconds, 1),
+        "threads": args.threads,
+    }
+
+
+def write_model(
+    args: argparse.Namespace,
+    model_kind: str,
+    save: Callable[..., Any],
+    model,
+    folders: tuple[Path, Path],
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    card: Callable[[str], str],
+    **summary: Any,
+) -> int:
+    """Write the model folder (``save``: the model's ``save_*_model``; ``card``: the model-card section for the
+    reproducing command) into ``folders`` (out, work) and print the run's summary (with ``summary``)."""
+    out, work = folders
+    command = command_line(args, model_kind)
+    data["command"] = command
+    info = save(
+        out,
+        model.net,
+        model.config,
+        name=args.name,
+        version=args.version,
+        training_data=data,
+        metrics=metrics,
+        card_notes=card(command),
+    )
+    report = {
+        "name": info.name,
+        "version": info.version,
+        "path": str(info.path),
+        "log": str(work / "train-log.jsonl"),
+        **summary,
+    }
+    print(json.dumps(report) if args.json else f"trained {info.label}: {info.path} (log {report['log']})")
+    return 0
+
+
+def reproduce_lines(command: str) -> list[str]:
+    """The model card's closing section."""
+    return [
+        "## Reproduce",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "Phantom truth only: figures on real mammograms are unknown. Research use only.",
+    ]
+
+
 def register_train(train_subparsers: argparse._SubParsersAction) -> None:
     parser = train_subparsers.add_parser(
         "localization",
@@ -274,42 +338,24 @@ def _train(args: argparse.Namespace) -> int:
     train, val, heldout, data = load_lesion_sets(args, cache)
     config = LocalizationConfig(spacing_mm=args.spacing)
     result = train_localization(train, val, config, train_options(args, work))
-    metrics: dict[str, Any] = {
-        "validation_selection": result.selection,
-        "training": {
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "seconds": round(result.seconds, 1),
-            "threads": args.threads,
-        },
-    }
+    metrics: dict[str, Any] = {"validation_selection": result.selection, "training": run_figures(args, result)}
     if heldout is not None:
         metrics["heldout_true_masks"] = evaluate_localization(result.model, heldout)
         metrics["heldout_perturbed_masks"] = evaluate_localization(
             result.model, heldout, perturb_seed=args.seed
         )
-    command = command_line(args, "localization")
-    data["command"] = command
-    info = save_localization_model(
-        out,
-        result.model.net,
-        result.model.config,
-        name=args.name,
-        version=args.version,
-        training_data=data,
-        metrics=metrics,
-        card_notes=localization_card(metrics, data, command),
+    return write_model(
+        args,
+        "localization",
+        save_localization_model,
+        result.model,
+        (out, work),
+        data,
+        metrics,
+        lambda command: localization_card(metrics, data, command),
+        estimators=metrics["validation_selection"].get("chosen"),
+        heldout={k: metrics[k] for k in ("heldout_true_masks",) if k in metrics},
     )
-    summary = {
-        "name": info.name,
-        "version": info.version,
-        "path": str(info.path),
-        "log": str(work / "train-log.jsonl"),
-        "estimators": metrics["validation_selection"].get("chosen"),
-        "heldout": {k: metrics[k] for k in ("heldout_true_masks",) if k in metrics},
-    }
-    print(json.dumps(summary) if args.json else f"trained {info.label}: {info.path} (log {summary['log']})")
-    return 0
 
 
 def localization_card(metrics: dict[str, Any], data: dict[str, Any], command: str) -> str:
@@ -324,10 +370,7 @@ def localization_card(metrics: dict[str, Any], data: dict[str, Any], command: st
         f"{json.dumps(chosen.get('quadrant_geometric_weight'))}.",
         "",
     ]
-    for key, title in (
-        ("heldout_true_masks", "Held-out phantoms, true lesion masks"),
-        ("heldout_perturbed_masks", "Held-out phantoms, detection-like (perturbed) masks"),
-    ):
+    for key, title in HELDOUT_SECTIONS:
         figures = metrics.get(key)
         if not figures:
             continue
@@ -360,12 +403,6 @@ def localization_card(metrics: dict[str, Any], data: dict[str, Any], command: st
         f"Epochs run {training.get('epochs_run')}, best (validation) epoch {training.get('best_epoch')}, "
         f"{training.get('seconds')} s on {training.get('threads')} CPU thread(s).",
         "",
-        "## Reproduce",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        "Phantom truth only: figures on real mammograms are unknown. Research use only.",
+        *reproduce_lines(command),
     ]
     return "\n".join(lines)

@@ -16,11 +16,14 @@ import json
 from typing import Any
 
 from .train_localization import (
+    HELDOUT_SECTIONS,
     add_data_arguments,
-    command_line,
     load_lesion_sets,
+    reproduce_lines,
+    run_figures,
     train_options,
     work_folders,
+    write_model,
 )
 
 
@@ -65,42 +68,26 @@ def _train(args: argparse.Namespace) -> int:
     )
     metrics: dict[str, Any] = {
         "validation_calibration": result.calibration,
-        "training": {
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "seconds": round(result.seconds, 1),
-            "threads": args.threads,
-            "multitask": result.model.config.multitask,
-        },
+        "training": {**run_figures(args, result), "multitask": result.model.config.multitask},
     }
+    summary: dict[str, Any] = {"calibration": result.model.config.calibration["method"]}
     if heldout is not None:
         for key, seed in (("heldout_true_masks", None), ("heldout_perturbed_masks", args.seed)):
             figures = evaluate_malignancy(result.model, heldout, perturb_seed=seed)
             figures.pop("scores")
             metrics[key] = figures
-    command = command_line(args, "malignancy")
-    data["command"] = command
-    info = save_malignancy_model(
-        out,
-        result.model.net,
-        result.model.config,
-        name=args.name,
-        version=args.version,
-        training_data=data,
-        metrics=metrics,
-        card_notes=malignancy_card(metrics, command),
-    )
-    summary = {
-        "name": info.name,
-        "version": info.version,
-        "path": str(info.path),
-        "log": str(work / "train-log.jsonl"),
-        "calibration": result.model.config.calibration["method"],
-    }
-    if "heldout_true_masks" in metrics:
         summary["heldout_auc"] = metrics["heldout_true_masks"]["auc"]
-    print(json.dumps(summary) if args.json else f"trained {info.label}: {info.path} (log {summary['log']})")
-    return 0
+    return write_model(
+        args,
+        "malignancy",
+        save_malignancy_model,
+        result.model,
+        (out, work),
+        data,
+        metrics,
+        lambda command: malignancy_card(metrics, command),
+        **summary,
+    )
 
 
 def malignancy_card(metrics: dict[str, Any], command: str, extra: str = "") -> str:
@@ -113,10 +100,7 @@ def malignancy_card(metrics: dict[str, Any], command: str, extra: str = "") -> s
         f"{json.dumps(calibration.get('cross_validated_log_loss'))}.",
         "",
     ]
-    for key, title in (
-        ("heldout_true_masks", "Held-out phantoms, true lesion masks"),
-        ("heldout_perturbed_masks", "Held-out phantoms, detection-like (perturbed) masks"),
-    ):
+    for key, title in HELDOUT_SECTIONS:
         figures = metrics.get(key)
         if not figures:
             continue
@@ -161,13 +145,4 @@ def malignancy_card(metrics: dict[str, Any], command: str, extra: str = "") -> s
     ]
     if extra:
         lines += [extra, ""]
-    lines += [
-        "## Reproduce",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        "Phantom truth only: figures on real mammograms are unknown. Research use only.",
-    ]
-    return "\n".join(lines)
+    return "\n".join(lines + reproduce_lines(command))

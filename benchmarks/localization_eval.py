@@ -8,33 +8,20 @@ Run (the defaults measure the shipped model on the model card's held-out phantom
     python benchmarks/localization_eval.py [--model PATH] [--heldout-phantoms 60] [--size small]
         [--heldout-seed 20261124] [--cache DIR] [--json RESULT.json] [--timing-lesions 40]
 
-Held-out phantoms use a seed no training or validation set uses and the generator's default lesion mix.
-Phantom lesion sets are cached in ``--cache`` (default ``$TMPDIR/mammodnn-lesion-sets``), so the benchmarks
-share one generation.
+Held-out phantoms and their cache: ``lesion_common.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lesion_common import SHIPPED_MODELS, add_heldout_arguments, heldout_lesions, latest_model, write_result
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "Resources" / "Models" / "mammodnn-localization"
-
-
-def _latest(folder: Path) -> Path:
-    if (folder / "manifest.json").is_file():
-        return folder
-    versions = sorted(p for p in folder.glob("*") if (p / "manifest.json").is_file())
-    if not versions:
-        raise SystemExit(f"no model under {folder}")
-    return versions[-1]
+DEFAULT_MODEL = SHIPPED_MODELS / "mammodnn-localization"
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -84,26 +71,17 @@ def timing(model, lesions, n: int, threads: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder (default: shipped)")
-    parser.add_argument("--heldout-phantoms", default="60", help="held-out studies per size (default 60)")
-    parser.add_argument("--size", default="small", help="phantom sizes (default small)")
-    parser.add_argument("--heldout-seed", type=int, default=20261124)
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mammodnn-lesion-sets")
-    parser.add_argument("--perturb-seed", type=int, default=1, help="seed of the detection-like masks")
-    parser.add_argument("--timing-lesions", type=int, default=40, help="lesions timed (0: no timing)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", type=Path, help="write the figures here")
+    add_heldout_arguments(parser)
     args = parser.parse_args(argv)
 
     import torch
 
     from MammoDNNLib.models.localization import LocalizationModel
-    from MammoDNNLib.training.lesion_networks import evaluate_localization, phantom_heldout_set
+    from MammoDNNLib.training.lesion_networks import evaluate_localization
 
     torch.set_num_threads(args.threads)
-    model = LocalizationModel.load(_latest(args.model))
-    counts = [int(v) for v in args.heldout_phantoms.split(",")]
-    sizes = [s.strip() for s in args.size.split(",")]
-    lesions = phantom_heldout_set(counts, sizes, args.heldout_seed, model.spacing_mm, args.cache)
+    model = LocalizationModel.load(latest_model(args.model))
+    lesions = heldout_lesions(args, model.spacing_mm)
     result = {
         "model": str(model.info.path),
         "heldout": lesions.source,
@@ -141,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             f"predict {t['predict_ms']} ms (x{t['predict_vs_network_ratio']}), predict_batch "
             f"{t['predict_batch_ms_per_lesion']} ms"
         )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(args, result)
     return 0
 
 

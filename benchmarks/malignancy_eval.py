@@ -30,27 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lesion_common import SHIPPED_MODELS, add_heldout_arguments, heldout_lesions, latest_model, write_result
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "Resources" / "Models" / "mammodnn-malignancy"
-DEFAULT_CACHE = Path(tempfile.gettempdir()) / "mammodnn-lesion-sets"
-
-
-def _latest(folder: Path) -> Path:
-    if (folder / "manifest.json").is_file():
-        return folder
-    versions = sorted(p for p in folder.glob("*") if (p / "manifest.json").is_file())
-    if not versions:
-        raise SystemExit(f"no model under {folder}")
-    return versions[-1]
-
-
-def _heldout(args, spacing_mm: float):
-    from MammoDNNLib.training.lesion_networks import phantom_heldout_set
-
-    counts = [int(v) for v in args.heldout_phantoms.split(",")]
-    sizes = [s.strip() for s in args.size.split(",")]
-    return phantom_heldout_set(counts, sizes, args.heldout_seed, spacing_mm, args.cache)
+DEFAULT_MODEL = SHIPPED_MODELS / "mammodnn-malignancy"
 
 
 def _timing(model, lesions, n: int) -> dict:
@@ -73,8 +55,8 @@ def evaluate_model(args) -> dict:
     from MammoDNNLib.models.malignancy import MalignancyModel
     from MammoDNNLib.training.lesion_networks import evaluate_malignancy
 
-    model = MalignancyModel.load(_latest(args.model))
-    lesions = _heldout(args, model.spacing_mm)
+    model = MalignancyModel.load(latest_model(args.model))
+    lesions = heldout_lesions(args, model.spacing_mm)
     out = {"model": str(model.info.path), "heldout": lesions.source, "lesions": lesions.summary()}
     for key, seed in (("true_masks", None), ("perturbed_masks", args.perturb_seed)):
         figures = evaluate_malignancy(model, lesions, perturb_seed=seed)
@@ -148,7 +130,7 @@ def multitask_gain(args) -> dict:
         args.profile,
     )
     train, val = phantom_training_sets(spec, args.cache)
-    heldout = _heldout(args, args.spacing)
+    heldout = heldout_lesions(args, args.spacing)
     seeds = [int(v) for v in args.gain.split(",")]
     per_seed = []
     for seed in seeds:
@@ -240,22 +222,15 @@ def main(argv: list[str] | None = None) -> int:
         "--epochs", type=int, default=20, help="epochs of every gain-experiment run (default 20)"
     )
     parser.add_argument("--phantoms", default="100")
-    parser.add_argument("--size", default="small")
     parser.add_argument("--val-phantoms", type=int, default=30)
     parser.add_argument("--profile", default="dense")
     parser.add_argument("--data-seed", type=int, default=1)
     parser.add_argument("--spacing", type=float, default=0.4)
-    parser.add_argument("--heldout-phantoms", default="60")
-    parser.add_argument("--heldout-seed", type=int, default=20261124)
-    parser.add_argument("--perturb-seed", type=int, default=1)
-    parser.add_argument("--timing-lesions", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    add_heldout_arguments(parser)
     parser.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "mammodnn-malignancy-bench"
     )
     parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
 
     import torch
@@ -288,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s['difference_sd']} (multi better in {s['seeds_multi_better']}); DeLong p per seed "
                 f"{s['delong_p_per_seed']}"
             )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(args, result)
     return 0
 
 

@@ -417,19 +417,16 @@ def _find_pectoral(
 
     # Coarse search (2 mm, 2 x the angle step, nearest-neighbour samples every 2 mm), then a fine one around
     # the best line (0.5 mm, half the angle step, bilinear samples every millimetre).
+    def scan(xs: np.ndarray, angles_deg: np.ndarray, sample_step: float, bilinear: bool) -> dict:
+        angles = np.deg2rad(angles_deg)
+        samples = int(max_len / sample_step) + 1
+        return _line_scores(
+            image, mask, xs, angles, y_top, y_bottom, cx, sample_step, samples, band, bilinear=bilinear
+        )
+
     sample_step = 2.0 / mm
-    coarse = _line_scores(
-        image,
-        mask,
-        np.arange(x_lo, x_hi, 2.0 / mm),
-        np.deg2rad(np.arange(lo, hi + 1e-9, 2 * step_deg)),
-        y_top,
-        y_bottom,
-        cx,
-        sample_step,
-        int(max_len / sample_step) + 1,
-        band,
-        bilinear=False,
+    coarse = scan(
+        np.arange(x_lo, x_hi, 2.0 / mm), np.arange(lo, hi + 1e-9, 2 * step_deg), sample_step, False
     )
     coarse_score = score_of(coarse, sample_step)
     best = np.unravel_index(int(np.argmax(coarse_score)), coarse_score.shape)
@@ -438,18 +435,11 @@ def _find_pectoral(
         return _PectoralResult(None, 0.0, details)
     x0, a0 = float(coarse["x_top"][best]), float(np.rad2deg(coarse["angle"][best]))
     sample_step = 1.0 / mm
-    fine = _line_scores(
-        image,
-        mask,
+    fine = scan(
         np.arange(max(x_lo, x0 - 2.0 / mm), min(x_hi, x0 + 2.0 / mm) + 1e-9, 0.5 / mm),
-        np.deg2rad(np.arange(max(lo, a0 - 2 * step_deg), min(hi, a0 + 2 * step_deg) + 1e-9, step_deg / 2)),
-        y_top,
-        y_bottom,
-        cx,
+        np.arange(max(lo, a0 - 2 * step_deg), min(hi, a0 + 2 * step_deg) + 1e-9, step_deg / 2),
         sample_step,
-        int(max_len / sample_step) + 1,
-        band,
-        bilinear=True,
+        True,
     )
     fine_score = score_of(fine, sample_step)
     best = np.unravel_index(int(np.argmax(fine_score)), fine_score.shape)

@@ -106,6 +106,8 @@ class LesionModel:
 
     kind: ClassVar[str]  # the registry kind
     default_name: ClassVar[str]  # the registered name :meth:`load` uses by default
+    classes: ClassVar[tuple[str, ...]]  # the manifest's output names
+    description: ClassVar[str]  # the manifest's and model card's description
     config_type: ClassVar[type]
     net_type: ClassVar[type]
 
@@ -149,33 +151,31 @@ class LesionModel:
 
 
 def save_lesion_network(
+    model_type: type[LesionModel],
     folder: str | Path,
     net: nn.Module,
     config: LesionNetConfig,
     *,
-    kind: str,
-    classes: Sequence[str],
-    description: str,
-    name: str,
-    version: str,
+    name: str | None = None,
+    version: str = "0.1.0",
     training_data: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
     card_notes: str = "",
 ):
-    """Write a registry model folder: the network's weights (safetensors), the manifest with the
-    configuration, the model card."""
+    """Write a registry model folder of a ``model_type`` network (name default: its registered name): the
+    weights (safetensors), the manifest with the configuration, the model card."""
     from .registry import save_model
 
     return save_model(
         folder,
-        name=name,
+        name=name or model_type.default_name,
         version=version,
-        kind=kind,
-        classes=list(classes),
+        kind=model_type.kind,
+        classes=list(model_type.classes),
         config=config.to_dict(),
         state_dicts=[net.state_dict()],
         training_data=training_data,
         metrics=metrics,
-        description=description,
+        description=model_type.description,
         card_notes=card_notes,
     )

@@ -246,6 +246,12 @@ class LocalizationModel(LesionModel):
 
     kind = KIND
     default_name = "mammodnn-localization"
+    classes = tuple([f"CC:{q}" for q in QUADRANTS["CC"]] + [f"MLO:{q}" for q in QUADRANTS["MLO"]] + ["depth"])
+    description = (
+        "Quadrant (CC 4 / MLO 5 regions) and depth (0 nipple .. 1 pectoralis major) of one lesion from the "
+        "whole prepared view and the lesion mask; network, geometric (landmarks) or combined estimate as "
+        "configured."
+    )
     config_type = LocalizationConfig
     net_type = LocalizationNet
 
@@ -350,31 +356,8 @@ class LocalizationModel(LesionModel):
         return self.predict_batch(prepared_view, [lesion_mask], view_position)[0]
 
 
-def save_localization_model(
-    folder: str | Path,
-    net: LocalizationNet,
-    config: LocalizationConfig,
-    *,
-    name: str = "mammodnn-localization",
-    version: str = "0.1.0",
-    training_data: Mapping[str, Any] | None = None,
-    metrics: Mapping[str, Any] | None = None,
-    card_notes: str = "",
-):
-    """Write a registry model folder (safetensors + manifest + model card)."""
-    classes = [f"CC:{q}" for q in QUADRANTS["CC"]] + [f"MLO:{q}" for q in QUADRANTS["MLO"]] + ["depth"]
-    return save_lesion_network(
-        folder,
-        net,
-        config,
-        kind=KIND,
-        classes=classes,
-        description="Quadrant (CC 4 / MLO 5 regions) and depth (0 nipple .. 1 pectoralis major) of one "
-        "lesion from the whole prepared view and the lesion mask; network, geometric (landmarks) or "
-        "combined estimate as configured.",
-        name=name,
-        version=version,
-        training_data=training_data,
-        metrics=metrics,
-        card_notes=card_notes,
-    )
+def save_localization_model(folder: str | Path, net: LocalizationNet, config: LocalizationConfig, **options):
+    """Write a registry model folder (safetensors + manifest + model card); ``options``: ``name``,
+    ``version``, ``training_data``, ``metrics``, ``card_notes`` of
+    :func:`~MammoDNNLib.models.lesion_network.save_lesion_network`."""
+    return save_lesion_network(LocalizationModel, folder, net, config, **options)

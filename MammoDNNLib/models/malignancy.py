@@ -178,6 +178,11 @@ class MalignancyModel(LesionModel):
 
     kind = KIND
     default_name = "mammodnn-malignancy"
+    classes = tuple(["malignancy"] + [f"{g}:{d}" for g, names in MORPHOLOGY.items() for d in names])
+    description = (
+        "Calibrated probability of malignancy and BI-RADS morphology descriptors of one lesion from a region "
+        "of interest around it (image + mask) and its finding type."
+    )
     config_type = MalignancyConfig
     net_type = MalignancyNet
 
@@ -274,30 +279,8 @@ class MalignancyModel(LesionModel):
         return self.predict_batch(prepared_view, [lesion_mask], [finding_type])[0]
 
 
-def save_malignancy_model(
-    folder: str | Path,
-    net: MalignancyNet,
-    config: MalignancyConfig,
-    *,
-    name: str = "mammodnn-malignancy",
-    version: str = "0.1.0",
-    training_data: Mapping[str, Any] | None = None,
-    metrics: Mapping[str, Any] | None = None,
-    card_notes: str = "",
-):
-    """Write a registry model folder (safetensors + manifest with the calibrator + model card)."""
-    classes = ["malignancy"] + [f"{g}:{d}" for g, names in MORPHOLOGY.items() for d in names]
-    return save_lesion_network(
-        folder,
-        net,
-        config,
-        kind=KIND,
-        classes=classes,
-        description="Calibrated probability of malignancy and BI-RADS morphology descriptors of one lesion "
-        "from a region of interest around it (image + mask) and its finding type.",
-        name=name,
-        version=version,
-        training_data=training_data,
-        metrics=metrics,
-        card_notes=card_notes,
-    )
+def save_malignancy_model(folder: str | Path, net: MalignancyNet, config: MalignancyConfig, **options):
+    """Write a registry model folder (safetensors + manifest with the calibrator + model card); ``options``:
+    ``name``, ``version``, ``training_data``, ``metrics``, ``card_notes`` of
+    :func:`~MammoDNNLib.models.lesion_network.save_lesion_network`."""
+    return save_lesion_network(MalignancyModel, folder, net, config, **options)

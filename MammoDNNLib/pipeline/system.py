@@ -4,7 +4,7 @@ up one analysis, and the pipeline options tuned for them.
 
 A system is a registry folder (:mod:`MammoDNNLib.models.registry`) of kind ``"system"``::
 
-    Resources/Models/mammodnn/0.1.0/
+    Resources/Models/mammodnn/0.2.0/
       manifest.json   name, version, kind "system", classes (finding types),
                       config.components  stage -> {name, version, sha256 of that model's manifest.json}
                       config.pipeline    PipelineOptions (operating point, outline settings)
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Write a system model folder that pins its component models by manifest sha256.",
     )
     parser.add_argument(
-        "--out", required=True, type=Path, help="system folder, e.g. Resources/Models/mammodnn/0.1.0"
+        "--out", required=True, type=Path, help="system folder, e.g. Resources/Models/mammodnn/0.2.0"
     )
     parser.add_argument("--name", default=DEFAULT_SYSTEM)
     parser.add_argument("--version", required=True)

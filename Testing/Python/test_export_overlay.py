@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_export_support import breast_pixels, ellipse_mask
+from support.synthetic import ellipse_mask
+from test_export_support import breast_pixels
 from MammoDNNLib.export import export_all
 from MammoDNNLib.export.overlay import OverlayView, estimate_chest_wall_right, render_overview, render_view
 from MammoDNNLib.findings import Finding, ModelInfo, Report, Summary, ViewInfo

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from support.slicer_reader import read_like_slicer_dicom_plugin, reader_ijk_to_ras
 from test_export_support import SIZES, make_study
+
 from MammoDNNLib.export import export_all
 from MammoDNNLib.export.terminology import terminology_context, terminology_entry, terminology_file
 from MammoDNNLib.scene.schema import finding_from_tags
@@ -29,22 +30,7 @@ def exported(tmp_path_factory):
 
 def _reader_ijk_to_ras(path: Path) -> np.ndarray:
     """IJK->RAS of the source image as Slicer's DICOM plugin (GDCM reader) loads it."""
-    slicer = pytest.importorskip("slicer")
-    import vtk
-
-    reader = slicer.vtkITKArchetypeImageSeriesScalarReader()
-    reader.SetArchetype(str(path))
-    reader.AddFileName(str(path))
-    reader.SetSingleFile(0)
-    reader.SetOutputScalarTypeToNative()
-    reader.SetDesiredCoordinateOrientationToNative()
-    reader.SetUseNativeOriginOn()
-    reader.SetDICOMImageIOApproachToGDCM()
-    reader.Update()
-    matrix = vtk.vtkMatrix4x4()
-    matrix.DeepCopy(reader.GetRasToIjkMatrix())
-    matrix.Invert()
-    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+    return reader_ijk_to_ras(read_like_slicer_dicom_plugin(path))
 
 
 def _headless_scene():

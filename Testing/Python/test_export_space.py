@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.slicer_reader import read_like_slicer_dicom_plugin, reader_ijk_to_ras
+from support.synthetic import write_image
 
 from MammoDNNLib.export.space import (
     geometry_for_view_info,
@@ -53,50 +55,13 @@ VARIANTS = {
 
 
 def _write(path: Path, sop_class: str, modality: str, rows: int = 40, cols: int = 30, **attributes) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = modality
-    ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    for keyword, value in attributes.items():
-        setattr(ds, keyword, value)
-    ds.PixelData = (np.arange(rows * cols, dtype=np.uint16) % 4096).tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    pixels = (np.arange(rows * cols, dtype=np.uint16) % 4096).reshape(rows, cols)
+    write_image(path, pixels, sop_class=sop_class, modality=modality, bits_stored=12, **attributes)
 
 
 def _slicer_ijk_to_ras(path: Path) -> tuple[np.ndarray, tuple[int, int, int]]:
-    slicer = pytest.importorskip("slicer")
-    import vtk
-
-    reader = slicer.vtkITKArchetypeImageSeriesScalarReader()
-    reader.SetArchetype(str(path))
-    reader.AddFileName(str(path))
-    reader.SetSingleFile(0)
-    reader.SetOutputScalarTypeToNative()
-    reader.SetDesiredCoordinateOrientationToNative()
-    reader.SetUseNativeOriginOn()
-    reader.SetDICOMImageIOApproachToGDCM()
-    reader.Update()
-    assert reader.GetErrorCode() == 0
-    matrix = vtk.vtkMatrix4x4()
-    matrix.DeepCopy(reader.GetRasToIjkMatrix())
-    matrix.Invert()
-    return np.array(
-        [[matrix.GetElement(r, c) for c in range(4)] for r in range(4)]
-    ), reader.GetOutput().GetDimensions()
+    reader = read_like_slicer_dicom_plugin(path)
+    return reader_ijk_to_ras(reader), reader.GetOutput().GetDimensions()
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

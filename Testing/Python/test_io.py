@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import DigitalMammographyXRayImageStorageForProcessing, generate_uid
-from test_io_helpers import code_item, dicom_window_linear, mammogram, ramp, save, untouched
+from test_io_helpers import code_item, dicom_window_linear, load, load_error, mammogram, ramp, save, untouched
 
 from MammoDNNLib.errors import InputError
 from MammoDNNLib.io import (
@@ -25,18 +25,6 @@ from MammoDNNLib.io import (
     load_view,
     read_dicom_header,
 )
-
-
-def load(path: Path, **kwargs):
-    with untouched(path):
-        return load_view(path, **kwargs)
-
-
-def load_error(path: Path, error: type = InputError, **kwargs) -> str:
-    with untouched(path), pytest.raises(error) as caught:
-        load_view(path, **kwargs)
-    assert caught.value.path == str(path)
-    return str(caught.value)
 
 
 # --- presentation values

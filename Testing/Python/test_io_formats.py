@@ -25,22 +25,10 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from test_io_helpers import encode_jpeg_lossless_sv1, mammogram, ramp, save, untouched
+from test_io_helpers import encode_jpeg_lossless_sv1, load, load_error, mammogram, ramp, save, untouched
 
 from MammoDNNLib.errors import InputError
-from MammoDNNLib.io import UnnamedImage, load_study, load_view
-
-
-def load(path: Path, **kwargs):
-    with untouched(path):
-        return load_view(path, **kwargs)
-
-
-def load_error(path: Path, error: type = InputError, **kwargs) -> str:
-    with untouched(path), pytest.raises(error) as caught:
-        load_view(path, **kwargs)
-    assert caught.value.path == str(path)
-    return str(caught.value)
+from MammoDNNLib.io import UnnamedImage, load_study
 
 
 def encapsulated(ds, frame: bytes, syntax) -> pydicom.Dataset:

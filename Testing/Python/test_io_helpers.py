@@ -11,12 +11,16 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     DigitalMammographyXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
     generate_uid,
 )
+
+from MammoDNNLib.errors import InputError
+from MammoDNNLib.io import load_view
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
 
@@ -106,6 +110,21 @@ def untouched(*paths: Path) -> Iterator[None]:
     finally:
         after = file_hashes(*paths)
         assert after == before, "an input file was modified, added or removed"
+
+
+def load(path: Path, **kwargs):
+    """``load_view(path, **kwargs)``, checking that the file is left untouched."""
+    with untouched(path):
+        return load_view(path, **kwargs)
+
+
+def load_error(path: Path, error: type = InputError, **kwargs) -> str:
+    """The message of the ``error`` that ``load_view(path, **kwargs)`` raises, checking that the error names
+    the file and that the file is left untouched."""
+    with untouched(path), pytest.raises(error) as caught:
+        load_view(path, **kwargs)
+    assert caught.value.path == str(path)
+    return str(caught.value)
 
 
 def encode_jpeg_lossless_sv1(image: np.ndarray, precision: int) -> bytes:

@@ -3,7 +3,6 @@ training command, and the shipped model's floors on fresh phantoms."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,10 +11,9 @@ import numpy as np
 import pytest
 import torch
 from test_localization_support import (
-    FRESH_SEED,
-    fresh_phantom_cache,
     fresh_phantom_lesions,
     synthetic_localization_set,
+    train_command_args,
 )
 
 from MammoDNNLib.errors import ModelError
@@ -239,35 +237,10 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
 # ------------------------------------------------------
 @pytest.mark.slow
 def test_train_localization_command_writes_a_loadable_model(tmp_path, capsys):
-    from test_localization_support import FRESH_TRAIN, FRESH_VAL
-
     from MammoDNNLib.cli.train_localization import register_train
 
-    fresh_phantom_lesions()  # makes the phantoms in the cache the command reads
-    parser = argparse.ArgumentParser()
-    register_train(parser.add_subparsers())
     out = tmp_path / "model"
-    args = parser.parse_args(
-        [
-            "localization",
-            "--out",
-            str(out),
-            "--phantoms",
-            str(FRESH_TRAIN),
-            "--size",
-            "small",
-            "--val-phantoms",
-            str(FRESH_VAL),
-            "--seed",
-            str(FRESH_SEED),
-            "--cache",
-            str(fresh_phantom_cache()),
-            "--epochs",
-            "1",
-            "--quiet",
-            "--json",
-        ]
-    )
+    args = train_command_args(register_train, "localization", out)
     assert args.func(args) == 0
     summary = json.loads(capsys.readouterr().out)
     model = LocalizationModel.load(out)

@@ -6,6 +6,7 @@ Fresh phantoms use a seed that neither the shipped models' training, validation 
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import functools
 import shutil
@@ -45,6 +46,36 @@ def fresh_phantom_lesions() -> LesionSet:
     )
     return LesionSet.concatenate([train, val])
 
+
+
+def train_command_args(register_train, model_type: str, out: Path, *options: str) -> argparse.Namespace:
+    """``mammodnn train MODEL_TYPE`` parsed for one epoch on the fresh phantoms (made first, in the cache the
+    command reads) with ``options``, quiet, printing JSON."""
+    fresh_phantom_lesions()
+    parser = argparse.ArgumentParser()
+    register_train(parser.add_subparsers())
+    return parser.parse_args(
+        [
+            model_type,
+            "--out",
+            str(out),
+            "--phantoms",
+            str(FRESH_TRAIN),
+            "--size",
+            "small",
+            "--val-phantoms",
+            str(FRESH_VAL),
+            "--seed",
+            str(FRESH_SEED),
+            "--cache",
+            str(fresh_phantom_cache()),
+            "--epochs",
+            "1",
+            *options,
+            "--quiet",
+            "--json",
+        ]
+    )
 
 def _disc(shape: tuple[int, int], cx: float, cy: float, r: float) -> np.ndarray:
     yy, xx = np.mgrid[: shape[0], : shape[1]]

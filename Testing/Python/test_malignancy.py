@@ -4,7 +4,6 @@ floors."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,10 +12,9 @@ import numpy as np
 import pytest
 import torch
 from test_localization_support import (
-    FRESH_SEED,
-    fresh_phantom_cache,
     fresh_phantom_lesions,
     synthetic_malignancy_set,
+    train_command_args,
 )
 
 from MammoDNNLib.errors import ModelError
@@ -207,38 +205,11 @@ def test_a_tiny_multitask_training_run_learns():
 # ------------------------------------------------------
 @pytest.mark.slow
 def test_train_malignancy_command_writes_a_calibrated_single_task_model(tmp_path, capsys):
-    from test_localization_support import FRESH_TRAIN, FRESH_VAL
-
     from MammoDNNLib.cli.train_malignancy import register_train
 
-    fresh_phantom_lesions()
-    parser = argparse.ArgumentParser()
-    register_train(parser.add_subparsers())
     out = tmp_path / "model"
-    args = parser.parse_args(
-        [
-            "malignancy",
-            "--out",
-            str(out),
-            "--phantoms",
-            str(FRESH_TRAIN),
-            "--size",
-            "small",
-            "--val-phantoms",
-            str(FRESH_VAL),
-            "--seed",
-            str(FRESH_SEED),
-            "--cache",
-            str(fresh_phantom_cache()),
-            "--epochs",
-            "1",
-            "--morphology-weight",
-            "0",
-            "--calibration",
-            "platt",
-            "--quiet",
-            "--json",
-        ]
+    args = train_command_args(
+        register_train, "malignancy", out, "--morphology-weight", "0", "--calibration", "platt"
     )
     assert args.func(args) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -35,14 +35,7 @@ from MammoDNNLib.pipeline.outline import (
 from MammoDNNLib.study import Study
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- options

@@ -5,6 +5,7 @@ fourth abnormal film plus the 27 manually annotated ones, prepared at the detect
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +21,13 @@ MANUAL = Path(__file__).parent / "data" / "mias_landmarks_manual.csv"
 
 
 def read_manual() -> dict[str, dict]:
-    lines = [line for line in MANUAL.read_text().splitlines() if line and not line.startswith("#")]
-    out = {}
-    for row in csv.DictReader(lines):
-        pect = None
-        if row["pect_x0"]:
-            pect = np.array(
-                [
-                    [float(row["pect_x0"]), float(row["pect_y0"])],
-                    [float(row["pect_x1"]), float(row["pect_y1"])],
-                ]
-            )
-        out[row["refnum"]] = {
-            "nipple": np.array([float(row["nipple_x"]), float(row["nipple_y"])]),
-            "pectoral": pect,
-        }
-    return out
+    """The manual annotations, read by the benchmark's reader (refnum -> nipple, pectoral line or None)."""
+    benchmarks = str(Path(__file__).resolve().parents[2] / "benchmarks")
+    if benchmarks not in sys.path:
+        sys.path.insert(0, benchmarks)
+    from mias_preprocess import read_manual as read_manual_csv
+
+    return read_manual_csv(MANUAL)
 
 
 @pytest.fixture(scope="module")

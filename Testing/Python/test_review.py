@@ -13,7 +13,8 @@ import json
 
 import numpy as np
 import pytest
-from test_scene_support import SIZES, SPACING, ellipse, headless, make_report, make_study
+from support.synthetic import ellipse_mask
+from test_scene_support import SIZES, SPACING, headless, make_report, make_study
 
 pytest.importorskip("slicer")
 
@@ -203,11 +204,11 @@ def test_an_outline_painted_in_the_segment_editor_becomes_an_edit():
     review = session(app)
     shape = SIZES["R-CC"]
     original = report.finding("lesion_001")
-    moved = ellipse(shape, (34.0, 47.0), (8.0, 6.0))  # the mass outline moved 4 px right, 7 px down
+    moved = ellipse_mask(shape, (34.0, 47.0), (8.0, 6.0))  # the mass outline moved 4 px right, 7 px down
     paint(app, "lesion_001", moved)
     paint(app, "lesion_002", np.zeros(shape, bool))  # erased completely
     review.reject("lesion_005")
-    paint(app, "lesion_005", ellipse(SIZES["L-MLO"], (52.0, 70.0), (6.0, 4.0)))
+    paint(app, "lesion_005", ellipse_mask(SIZES["L-MLO"], (52.0, 70.0), (6.0, 4.0)))
     assert sorted(review.sync_edits()) == ["lesion_001", "lesion_002", "lesion_005"]
     assert review.sync_edits() == []  # nothing new
 
@@ -265,7 +266,7 @@ def test_adding_a_missed_lesion_makes_a_manual_finding_with_markups():
     app, _logic, _report = shown()
     review = session(app)
     shape = SIZES["L-MLO"]
-    drawn = ellipse(shape, (30.0, 40.0), (5.0, 3.0))
+    drawn = ellipse_mask(shape, (30.0, 40.0), (5.0, 3.0))
     new_id = review.add_lesion("L-MLO", "calcification", mask=drawn, note="fine pleomorphic")
     assert new_id == "manual_001"
     disc_id = review.add_lesion("R-CC", "mass", center=(20.25, 60.5))  # default 3 mm disc for painting over
@@ -313,7 +314,7 @@ def test_links_are_set_by_hand_on_both_findings_with_consistent_numbers():
     app, _logic, _report = shown()
     review = session(app)
     manual = review.add_lesion(
-        "R-MLO", "calcification", mask=ellipse(SIZES["R-MLO"], (60.0, 80.0), (5.0, 5.0))
+        "R-MLO", "calcification", mask=ellipse_mask(SIZES["R-MLO"], (60.0, 80.0), (5.0, 5.0))
     )
     review.link("lesion_002", manual)  # R CC 2 with the new R MLO finding
     review.link("lesion_001", manual)  # relink: 001 leaves 003, manual leaves 002
@@ -351,9 +352,10 @@ def test_the_review_survives_saving_the_scene_as_mrb(tmp_path):
     review = session(app)
     review.reject("lesion_002", note="skin fold")
     review.set_type("lesion_004", "mass")
-    manual = review.add_lesion("L-MLO", "mass", mask=ellipse(SIZES["L-MLO"], (30.0, 40.0), (5.0, 3.0)))
+    drawn = ellipse_mask(SIZES["L-MLO"], (30.0, 40.0), (5.0, 3.0))
+    manual = review.add_lesion("L-MLO", "mass", mask=drawn)
     review.link("lesion_004", manual)
-    paint(app, "lesion_001", ellipse(SIZES["R-CC"], (33.0, 41.0), (8.0, 6.0)))
+    paint(app, "lesion_001", ellipse_mask(SIZES["R-CC"], (33.0, 41.0), (8.0, 6.0)))
     review.sync_edits()
     before = review.items()
     masks = {i.id: segment_mask_of(app, i.id) for i in before}
@@ -371,6 +373,6 @@ def test_the_review_survives_saving_the_scene_as_mrb(tmp_path):
         np.testing.assert_array_equal(segment_mask_of(fresh, item.id), masks[item.id], err_msg=item.id)
     assert report_from_scene(fresh.scene).to_dict() == expected_report.to_dict()
     # An edit made after reloading is detected against the mask saved with the scene.
-    paint(fresh, "lesion_003", ellipse(SIZES["R-MLO"], (42.0, 50.0), (7.0, 9.0)))
+    paint(fresh, "lesion_003", ellipse_mask(SIZES["R-MLO"], (42.0, 50.0), (7.0, 9.0)))
     assert again.sync_edits() == ["lesion_003"]
     assert again.item("lesion_003").audit[-1].who == "reader C"

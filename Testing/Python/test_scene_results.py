@@ -16,18 +16,35 @@ from test_scene_support import SIZES, headless, make_report, make_study
 pytest.importorskip("slicer")
 
 
+def _study_in_scene(seed: int = 0):
+    """A fresh headless scene with the synthetic study's volumes: (app, study, report, volumes by view)."""
+    from MammoDNNLib.scene.volumes import add_view_volume
+
+    app = headless()
+    study = make_study(seed=seed)
+    report = make_report(study)
+    volumes = {key: add_view_volume(app.scene, view) for key, view in study.views.items()}
+    return app, study, report, volumes
+
+
 @pytest.fixture(scope="module")
 def shown():
     """A headless scene with the synthetic study's volumes and its report shown on them (built once)."""
     from MammoDNNLib.scene.results import show_report
-    from MammoDNNLib.scene.volumes import add_view_volume
 
-    app = headless()
-    study = make_study()
-    report = make_report(study)
-    volumes = {key: add_view_volume(app.scene, view) for key, view in study.views.items()}
+    app, study, report, volumes = _study_in_scene()
     nodes = show_report(app.scene, report, volumes)
     return app, study, report, volumes, nodes
+
+
+def _assert_same_report(rebuilt, expected) -> None:
+    """Equal as dictionaries, and every finding's mask (not serialized) equal pixel for pixel."""
+    assert rebuilt.to_dict() == expected.to_dict()
+    for before, after in zip(expected.findings, rebuilt.findings, strict=False):
+        assert (before.mask is None) == (after.mask is None)
+        if before.mask is not None:
+            shape = SIZES[before.view_key]
+            np.testing.assert_array_equal(after.mask.full(shape), before.mask.full(shape))
 
 
 def _vtk_point(volume, ijk) -> np.ndarray:
@@ -239,13 +256,7 @@ def test_report_from_scene_equals_the_original(shown):
     from MammoDNNLib.scene.results import report_from_scene
 
     app, study, report, volumes, nodes = shown
-    rebuilt = report_from_scene(app.scene)
-    assert rebuilt.to_dict() == report.to_dict()
-    for original, back in zip(report.findings, rebuilt.findings, strict=False):
-        assert (back.mask is None) == (original.mask is None)
-        if original.mask is not None:
-            shape = SIZES[original.view_key]
-            np.testing.assert_array_equal(back.mask.full(shape), original.mask.full(shape))
+    _assert_same_report(report_from_scene(app.scene), report)
 
 
 def test_nodes_sit_in_one_subject_hierarchy_folder(shown):
@@ -336,12 +347,8 @@ def test_saved_files_reload_with_the_same_content(shown, tmp_path, shared_dir):
 def test_scene_saved_as_mrb_rebuilds_the_report_with_review_state(tmp_path):
     """Save the whole scene (.mrb), reload it into a fresh scene: report_from_scene gives the same report."""
     from MammoDNNLib.scene.results import report_from_scene, set_finding_review, show_report
-    from MammoDNNLib.scene.volumes import add_view_volume
 
-    app = headless()
-    study = make_study(seed=3)
-    report = make_report(study)
-    volumes = {key: add_view_volume(app.scene, view) for key, view in study.views.items()}
+    app, study, report, volumes = _study_in_scene(seed=3)
     show_report(app.scene, report, volumes)
     set_finding_review(app.scene, "lesion_002", state="rejected", note="vascular | not a cluster")
     set_finding_review(app.scene, "lesion_004", state="accepted", type="mass")
@@ -352,12 +359,7 @@ def test_scene_saved_as_mrb_rebuilds_the_report_with_review_state(tmp_path):
     fresh = headless()
     assert fresh.scene.ReadFromMRB(str(mrb))
     rebuilt = report_from_scene(fresh.scene)
-    assert rebuilt.to_dict() == expected.to_dict()
-    for before, after in zip(expected.findings, rebuilt.findings, strict=False):
-        assert (before.mask is None) == (after.mask is None)
-        if before.mask is not None:
-            shape = SIZES[before.view_key]
-            np.testing.assert_array_equal(after.mask.full(shape), before.mask.full(shape))
+    _assert_same_report(rebuilt, expected)
     assert rebuilt.finding("lesion_002").extra["review"] == {
         "state": "rejected",
         "note": "vascular | not a cluster",
@@ -373,13 +375,9 @@ def test_scene_saved_as_mrb_rebuilds_the_report_with_review_state(tmp_path):
 
 def test_review_updates_segment_and_table():
     from MammoDNNLib.scene.results import find_results, set_finding_review, show_report
-    from MammoDNNLib.scene.volumes import add_view_volume
     from MammoDNNLib.vocabulary import finding_type
 
-    app = headless()
-    study = make_study()
-    report = make_report(study)
-    volumes = {key: add_view_volume(app.scene, view) for key, view in study.views.items()}
+    app, study, report, volumes = _study_in_scene()
     nodes = show_report(app.scene, report, volumes)
     finding = set_finding_review(app.scene, "lesion_005", state="edited", type="asymmetry")
     segment = nodes.views["L-MLO"].segmentation.GetSegmentation().GetSegment("lesion_005")
@@ -399,12 +397,8 @@ def test_edited_segment_becomes_the_findings_mask():
     """An annotator who paints the segment ("edited") changes the rebuilt finding's mask, box and outline."""
     from MammoDNNLib.geometry import LesionMask
     from MammoDNNLib.scene.results import report_from_scene, set_finding_review, show_report
-    from MammoDNNLib.scene.volumes import add_view_volume
 
-    app = headless()
-    study = make_study()
-    report = make_report(study)
-    volumes = {key: add_view_volume(app.scene, view) for key, view in study.views.items()}
+    app, study, report, volumes = _study_in_scene()
     nodes = show_report(app.scene, report, volumes)
     view = nodes.views["L-CC"]
     shape = SIZES["L-CC"]
@@ -428,12 +422,8 @@ def test_edited_segment_becomes_the_findings_mask():
 
 def test_show_report_refuses_reports_of_other_images():
     from MammoDNNLib.scene.results import show_report
-    from MammoDNNLib.scene.volumes import add_view_volume
 
-    app = headless()
-    study = make_study()
-    report = make_report(study)
-    volumes = {key: add_view_volume(app.scene, view) for key, view in study.views.items()}
+    app, study, report, volumes = _study_in_scene()
     with pytest.raises(ValueError, match="findings on R-MLO but no volume"):
         show_report(app.scene, report, {k: v for k, v in volumes.items() if k != "R-MLO"})
     swapped = dict(volumes)
@@ -444,12 +434,8 @@ def test_show_report_refuses_reports_of_other_images():
 
 def test_remove_results_leaves_the_volumes():
     from MammoDNNLib.scene.results import remove_results, result_ids, show_report
-    from MammoDNNLib.scene.volumes import add_view_volume
 
-    app = headless()
-    study = make_study()
-    report = make_report(study)
-    volumes = {key: add_view_volume(app.scene, view) for key, view in study.views.items()}
+    app, study, report, volumes = _study_in_scene()
     first = show_report(app.scene, report, volumes)
     second = show_report(app.scene, report, volumes)
     assert result_ids(app.scene) == [first.result_id, second.result_id]

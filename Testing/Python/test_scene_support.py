@@ -12,40 +12,33 @@ model would give, for the end-to-end test on a phantom study.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.synthetic import (
+    PATIENT_ORIENTATION,
+    breast_image as _breast_image,
+    ellipse_findings,
+    identity_transform,
+    model_report,
+    write_image,
+)
 
 from MammoDNNLib.findings import Finding, ModelInfo, Report, Summary, ViewInfo
-from MammoDNNLib.geometry import LesionMask
 from MammoDNNLib.study import Study, View
 
 # (rows, cols) per view and (row, col) spacing in mm.
 SIZES = {"R-CC": (96, 72), "L-CC": (96, 74), "R-MLO": (110, 80), "L-MLO": (108, 80)}
 SPACING = (0.5, 0.4)
-# Stored orientation as in IHE / DICOM PatientOrientation: right-breast images have the chest wall on the
-# right.
-PATIENT_ORIENTATION = {"R-CC": ["P", "L"], "L-CC": ["A", "R"], "R-MLO": ["P", "F"], "L-MLO": ["A", "F"]}
-MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
-
-
-def ellipse(shape: tuple[int, int], centre: tuple[float, float], radii: tuple[float, float]) -> np.ndarray:
-    """Pixels whose centres lie inside the ellipse ((x, y) pixel-edge units)."""
-    rows, cols = shape
-    yy, xx = np.mgrid[0:rows, 0:cols]
-    return ((xx + 0.5 - centre[0]) / radii[0]) ** 2 + ((yy + 0.5 - centre[1]) / radii[1]) ** 2 <= 1.0
 
 
 def breast_image(shape: tuple[int, int], chest_wall_right: bool, seed: int, polarity: int = 1) -> np.ndarray:
     """A half-ellipse 'breast' attached to one edge, bright tissue on dark background (or inverted)."""
-    rows, cols = shape
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:rows, 0:cols]
-    distance = (cols - 1 - xx) if chest_wall_right else xx
-    inside = (distance / (0.75 * cols)) ** 2 + ((yy - rows / 2) / (0.47 * rows)) ** 2 <= 1.0
-    image = np.where(inside, 600 + 300 * rng.random(shape), 40 + 10 * rng.random(shape)).astype(np.float32)
+    image = _breast_image(
+        shape, chest_wall_right, seed, extent=(0.75, 0.47), tissue=(600, 300), background=(40, 10)
+    ).astype(np.float32)
     return image if polarity > 0 else (1000 - image).astype(np.float32)
 
 
@@ -65,90 +58,24 @@ def make_study(seed: int = 0) -> Study:
 
 def make_findings() -> list[Finding]:
     """Findings with constructed geometry (see the module doc)."""
-    specs = [
-        # id, view, type, centre, radii, number, score, malignancy, birads, quadrant, depth, match
-        (
-            "lesion_001",
-            "R-CC",
-            "mass",
-            (30.0, 40.0),
-            (8.0, 6.0),
-            1,
-            0.91,
-            0.72,
-            "4B",
-            "outer",
-            0.42,
-            "lesion_003",
-        ),
-        (
-            "lesion_002",
-            "R-CC",
-            "calcification",
-            (36.0, 44.0),
-            (5.0, 7.0),
-            2,
-            0.55,
-            0.31,
-            "4A",
-            "middle",
-            0.2,
-            None,
-        ),
-        (
-            "lesion_003",
-            "R-MLO",
-            "mass",
-            (40.0, 50.0),
-            (7.0, 9.0),
-            1,
-            0.87,
-            0.70,
-            "4B",
-            "upper",
-            0.5,
-            "lesion_001",
-        ),
-        (
-            "lesion_005",
-            "L-MLO",
-            "distortion",
-            (50.0, 70.0),
-            (6.0, 4.0),
-            1,
-            0.42,
-            0.12,
-            "3",
-            "axillary_tail",
-            0.8,
-            None,
-        ),
+    placements = [  # (id, centre (x, y), radii) of each of support.synthetic.ELLIPTICAL_LESIONS, in order
+        ("lesion_001", (30.0, 40.0), (8.0, 6.0)),
+        ("lesion_002", (36.0, 44.0), (5.0, 7.0)),
+        ("lesion_003", (40.0, 50.0), (7.0, 9.0)),
+        ("lesion_005", (50.0, 70.0), (6.0, 4.0)),
     ]
-    findings = []
-    for fid, key, type_, centre, radii, number, score, mal, birads, quadrant, depth, match in specs:
-        mask = LesionMask.from_full(ellipse(SIZES[key], centre, radii))
-        findings.append(
-            Finding(
-                id=fid,
-                view_key=key,
-                type=type_,
-                score=score,
-                box=mask.box,
-                number=number,
-                mask=mask,
-                quadrant=quadrant,
-                depth=depth,
-                match_id=match,
-                match_probability=0.83 if match else None,
-                malignancy=mal,
-                birads=birads,
-                quadrant_probabilities={quadrant: 0.7, "middle" if quadrant != "middle" else "inner": 0.3},
-                morphology={"mass_shape": {"oval": 0.6, "round": 0.3, "irregular": 0.1}}
-                if type_ == "mass"
-                else {},
-                extra={"source": "test", "raw|score": [score, 1.0]},
-            )
+    # Quadrant probabilities and extra details (with a separator in a key) on the elliptical findings.
+    findings = [
+        replace(
+            finding,
+            quadrant_probabilities={
+                finding.quadrant: 0.7,
+                "middle" if finding.quadrant != "middle" else "inner": 0.3,
+            },
+            extra={"source": "test", "raw|score": [finding.score, 1.0]},
         )
+        for finding in ellipse_findings(placements, SIZES)
+    ]
     # Known only by an outline (a triangle with fractional vertices) and only by a box.
     findings.append(
         Finding(
@@ -179,26 +106,18 @@ def make_report(study: Study | None = None) -> Report:
             view=v.view,
             size=v.size,
             spacing=v.spacing,
-            transform={
-                "original_size": list(v.size),
-                "crop": [0, 0, *v.size],
-                "prepared_size": list(v.size),
-                "flip_x": v.laterality == "R",
-            },
+            transform=identity_transform(v.size, flip_x=v.laterality == "R"),
         )
         for key, v in study.views.items()
     ]
-    return Report(
-        model=ModelInfo("test-model", "0.0.1", "ab" * 32),
-        views=views,
-        findings=make_findings(),
+    return model_report(
+        views,
+        make_findings(),
         breasts={"R": Summary(0.72, "4B", 3), "L": Summary(0.12, "3", 3, note="one view only? no")},
         exam=Summary(0.72, "4B", 6),
         timings={"detect": 1.5},
         warnings=["a warning | with a bar"],
         options={"tta": True},
-        software={"mammodnn": "0.1.0"},
-        created="2024-05-01T12:00:00+00:00",
     )
 
 
@@ -228,41 +147,22 @@ def write_dicom(
     identity: bool = True,
 ) -> Path:
     """An MG For Presentation file (ImagerPixelSpacing, no magnification, no IPP/IOP) of ``pixels``."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
     laterality, view = key.split("-")
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MG_FOR_PRESENTATION
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = MG_FOR_PRESENTATION
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "MG"
-    ds.PatientID = "SCENE-TEST"
-    ds.PatientName = "Scene^Test"
-    ds.StudyDate = "20240501"
-    ds.PresentationIntentType = "FOR PRESENTATION"
-    if identity:
-        ds.ImageLaterality = laterality
-        ds.ViewPosition = view
+    attributes = {"ImageLaterality": laterality, "ViewPosition": view} if identity else {}
     if orientation:
-        ds.PatientOrientation = PATIENT_ORIENTATION[key]
-    ds.ImagerPixelSpacing = [float(spacing[0]), float(spacing[1])]
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.clip(pixels, 0, 4095).astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+        attributes["PatientOrientation"] = PATIENT_ORIENTATION[key]
+    return write_image(
+        path,
+        np.clip(pixels, 0, 4095).astype(np.uint16),
+        study_uid="1.2.826.0.1.3680043.8.498.1",
+        bits_stored=12,
+        PatientID="SCENE-TEST",
+        PatientName="Scene^Test",
+        StudyDate="20240501",
+        PresentationIntentType="FOR PRESENTATION",
+        ImagerPixelSpacing=[float(spacing[0]), float(spacing[1])],
+        **attributes,
+    )
 
 
 @dataclass
@@ -328,12 +228,7 @@ def report_from_phantom(phantom) -> Report:
             view=v.view,
             size=tuple(v.size),
             spacing=tuple(v.spacing),
-            transform={
-                "original_size": list(v.size),
-                "crop": [0, 0, *v.size],
-                "prepared_size": list(v.size),
-                "flip_x": v.chest_wall_side == "right",
-            },
+            transform=identity_transform(v.size, flip_x=v.chest_wall_side == "right"),
         )
         for key, v in truth.views.items()
     ]

@@ -4,35 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.slicer_reader import matrix_array, read_like_slicer_dicom_plugin, reader_ijk_to_ras
 from test_scene_support import SIZES, SPACING, headless, make_study, write_dicom
 
 pytest.importorskip("slicer")
 
 
-def _matrix(vtk_matrix) -> np.ndarray:
-    return np.array([[vtk_matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
-
-
-def _read_like_slicer_dicom_plugin(path):
-    """Read a file exactly as DICOMScalarVolumePlugin.loadFilesWithSeriesReader does (GDCM approach)."""
-    from slicer import vtkITKArchetypeImageSeriesScalarReader
+def _slicer_reference(path):
+    """IJK->RAS and pixels of a file as DICOMScalarVolumePlugin.loadFilesWithSeriesReader reads it."""
     from vtk.util import numpy_support
 
-    reader = vtkITKArchetypeImageSeriesScalarReader()
-    reader.SetArchetype(str(path))
-    reader.AddFileName(str(path))
-    reader.SetSingleFile(0)
-    reader.SetOutputScalarTypeToNative()
-    reader.SetDesiredCoordinateOrientationToNative()
-    reader.SetUseNativeOriginOn()
-    reader.SetDICOMImageIOApproachToGDCM()
-    reader.Update()
-    assert reader.GetErrorCode() == 0
-    ijk_to_ras = np.linalg.inv(_matrix(reader.GetRasToIjkMatrix()))
+    reader = read_like_slicer_dicom_plugin(path)
     image = reader.GetOutput()
     cols, rows, _ = image.GetDimensions()
     pixels = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(rows, cols)
-    return ijk_to_ras, pixels
+    return reader_ijk_to_ras(reader), pixels
 
 
 def test_volume_geometry_equals_slicer_dicom_loader(tmp_path):
@@ -44,7 +30,7 @@ def test_volume_geometry_equals_slicer_dicom_loader(tmp_path):
     study = make_study()
     for key in ("R-CC", "L-MLO"):
         path = write_dicom(tmp_path / f"{key}.dcm", key, study[key].pixels)
-        reference_matrix, reference_pixels = _read_like_slicer_dicom_plugin(path)
+        reference_matrix, reference_pixels = _slicer_reference(path)
         view = load_view(path)
         node = add_view_volume(app.scene, view)
         np.testing.assert_allclose(volume_ijk_to_ras(node), reference_matrix, atol=1e-9)
@@ -72,7 +58,7 @@ def test_volume_from_memory_view_keeps_pixels_identity_and_spacing():
     m = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(m)
     expected = np.diag([-SPACING[1], -SPACING[0], 1.0, 1.0])
-    np.testing.assert_allclose(_matrix(m), expected)
+    np.testing.assert_allclose(matrix_array(m), expected)
     back = view_from_volume(node)
     np.testing.assert_array_equal(back.pixels, view.pixels)
     assert back.spacing == pytest.approx(view.spacing)
